@@ -1,0 +1,61 @@
+# Alta: the XYZ sign-up platform. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+PACKAGES := alta_common alta_devstack alta_web_bff alta_authz alta_registration alta_email_sender alta_crm_integration
+
+# Local defaults for `make run`: every value points at the embedded stand-ins.
+# Override any of them from the environment (e.g. DATABASE_URL for your own PostgreSQL).
+export APP_ENV ?= development
+export DATABASE_URL ?= postgresql://postgres@127.0.0.1:54320/alta
+export SQS_ENDPOINT_URL ?= http://127.0.0.1:9324
+export AWS_REGION ?= us-east-1
+# moto accepts any credentials; these are placeholders, not secrets.
+export AWS_ACCESS_KEY_ID ?= local
+export AWS_SECRET_ACCESS_KEY ?= local
+export PUBLIC_URL ?= http://127.0.0.1:8000
+
+$(UV):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Alta needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.PHONY: install ## Install the locked dependencies of every package into .venv
+install: $(UV)
+	$(UV) sync --locked --all-packages
+
+.PHONY: run ## Start the whole stack with embedded stand-ins (Ctrl-C stops it)
+run: install
+	@echo "Alta is starting: open $(PUBLIC_URL) (mail lands in .data/mail/, CRM at http://127.0.0.1:8089/contacts)"
+	$(UV) run --no-sync honcho start -f Procfile
+
+.PHONY: test ## Run every test suite (unit, integration, end-to-end)
+test: install
+	$(UV) run --no-sync pytest
+
+.PHONY: lint ## ruff format check, ruff lint, mypy --strict
+lint: install
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync mypy $(addprefix -p ,$(PACKAGES))
+
+.PHONY: format ## Format and auto-fix the code
+format: install
+	$(UV) run --no-sync ruff format .
+	$(UV) run --no-sync ruff check --fix .
+
+.PHONY: check ## What CI checks: lint, then every test
+check: lint test
+
+.PHONY: clean ## Remove local data (.data: database, mail) and caches
+clean:
+	rm -rf .data .pytest_cache .mypy_cache .ruff_cache test-output
+
+.PHONY: help ## Show this help
+help:
+	@grep -E '^\.PHONY: [a-z-]+ ##' $(MAKEFILE_LIST) | sed -E 's/\.PHONY: ([a-z-]+) ## (.*)/  \1\t\2/' | expand -t 14

@@ -1,0 +1,32 @@
+"""Integration events that registration publishes and the consumers read: the SQS contract."""
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+EventType = Literal[
+    # A new account: confirmation email, CRM create.
+    "registration.created",
+    # A sign-up with an address that already has an account: "you already have an account" email.
+    "registration.duplicate_attempt",
+    # The address was confirmed: CRM status update.
+    "registration.confirmed",
+]
+
+
+class RegistrationEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: UUID
+    type: EventType
+    occurred_at: datetime
+    user_id: UUID
+    email: str
+    name: str
+    status: Literal["pending", "confirmed"]
+    registered_at: datetime
+    request_id: str | None = None
+    # Only on registration.created, only on the email queue; the database keeps just its hash.
+    confirmation_token: str | None = None

@@ -1,0 +1,34 @@
+"""Reading JSON request bodies with clear 4xx answers for everything malformed."""
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from alta_common.errors import ApiError
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    body = await request.body()
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, "malformed_json", "The body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "The body must be a JSON object.")
+    return data
+
+
+def string_fields(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """The named fields as strings, or a 422 naming each one that is missing or not a string."""
+    errors = {
+        name: "This field is required." if data.get(name) is None else "This field must be text."
+        for name in names
+        if not isinstance(data.get(name), str)
+    }
+    if errors:
+        raise ApiError(422, "invalid_input", "Some fields are missing or invalid.", fields=errors)
+    return {name: data[name] for name in names}

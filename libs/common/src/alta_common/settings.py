@@ -1,0 +1,61 @@
+"""Typed settings shared by every service, read from the environment once at start-up."""
+
+from typing import Literal
+
+from pydantic import SecretStr, ValidationInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+# Values that show a secret was never really set; refused outside development.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "dev", "test"})
+
+
+class ServiceSettings(BaseSettings):
+    """Defaults every service shares; each service subclasses it with its own fields."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    app_env: Environment = "development"
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 16 * 1024
+    # Seconds uvicorn waits for in-flight requests after SIGTERM.
+    graceful_timeout_seconds: float = 20.0
+
+    @property
+    def is_development(self) -> bool:
+        return self.app_env == "development"
+
+
+def require_real_secret(value: SecretStr, info: ValidationInfo) -> SecretStr:
+    """Refuse a placeholder secret in production.
+
+    Use as `_secrets = field_validator("api_token")(require_real_secret)` in a settings class.
+    """
+    env = info.data.get("app_env", "development")
+    if env == "production" and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        raise ValueError(f"{info.field_name} must be set to a real secret when APP_ENV={env}")
+    return value
+
+
+class DatabaseSettings(BaseSettings):
+    """Mixin for services with a PostgreSQL pool."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:54320/alta")
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    db_connect_timeout_seconds: float = 5.0
+    run_migrations_on_startup: bool = True
+
+
+class SqsSettings(BaseSettings):
+    """Mixin for services that talk to SQS. Credentials come from the AWS default chain (IRSA)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    sqs_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"

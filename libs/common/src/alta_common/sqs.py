@@ -1,0 +1,265 @@
+"""SQS: the client every service shares, and the long-polling consumer loop of the workers."""
+
+import asyncio
+import json
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
+
+from alta_common.settings import SqsSettings
+
+log = structlog.get_logger("alta.sqs")
+
+# Longest an SQS long poll can wait; the HTTP read timeout must outlast it.
+MAX_WAIT_SECONDS = 20
+
+
+@asynccontextmanager
+async def open_sqs_client(settings: SqsSettings) -> AsyncIterator[Any]:
+    config = AioConfig(
+        connect_timeout=5,
+        read_timeout=MAX_WAIT_SECONDS + 10,
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    async with get_session().create_client(
+        "sqs",
+        region_name=settings.aws_region,
+        endpoint_url=settings.sqs_endpoint_url,
+        config=config,
+    ) as client:
+        yield client
+
+
+async def queue_url(client: Any, name: str, *, wait_seconds: float = 60.0) -> str:
+    """The queue's URL, waiting for the endpoint to come up (it may start after us)."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(wait_seconds),
+        wait=wait_exponential(multiplier=0.2, max=2),
+        reraise=True,
+    ):
+        with attempt:
+            response = await client.get_queue_url(QueueName=name)
+    return str(response["QueueUrl"])
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    id: str
+    body: str
+    request_id: str | None = None
+
+
+async def send_batch(client: Any, url: str, messages: list[OutgoingMessage]) -> set[str]:
+    """Send up to 10 messages; returns the ids SQS accepted (the rest must be sent again)."""
+    entries = []
+    for message in messages:
+        entry: dict[str, Any] = {"Id": message.id, "MessageBody": message.body}
+        if message.request_id:
+            entry["MessageAttributes"] = {
+                "request_id": {"DataType": "String", "StringValue": message.request_id}
+            }
+        entries.append(entry)
+    response = await client.send_message_batch(QueueUrl=url, Entries=entries)
+    for failed in response.get("Failed", []):
+        log.warning("sqs send failed", queue=url, entry=failed.get("Id"), code=failed.get("Code"))
+    return {ok["Id"] for ok in response.get("Successful", [])}
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    request_id: str | None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class RetryLater(Exception):
+    """The message could not be handled now; SQS should deliver it again after `delay`."""
+
+    def __init__(self, reason: str, *, delay_seconds: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay_seconds = delay_seconds
+
+
+class Reject(Exception):
+    """The message can never be handled; it goes straight to the dead-letter queue."""
+
+
+MessageHandler = Callable[[ReceivedMessage], Awaitable[None]]
+
+
+@dataclass
+class ConsumerStats:
+    received: int = 0
+    processed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    last_receive_ok: float | None = field(default=None)
+
+
+class SqsConsumer:
+    """Long-polls one queue and hands each message to `handler`.
+
+    A message is deleted only after its handler returned. A handler that raises leaves the
+    message to SQS, made visible again after an exponential backoff, until the queue's redrive
+    policy moves it to the dead-letter queue; `Reject` moves it there at once.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        queue_url: str,
+        dead_letter_queue_url: str,
+        handler: MessageHandler,
+        pollers: int = 1,
+        batch_size: int = 10,
+        wait_seconds: int = MAX_WAIT_SECONDS,
+        backoff_base_seconds: float = 2.0,
+        backoff_max_seconds: float = 300.0,
+    ) -> None:
+        self.client = client
+        self.queue_url = queue_url
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.handler = handler
+        self.pollers = pollers
+        self.batch_size = batch_size
+        self.wait_seconds = wait_seconds
+        self.backoff_base_seconds = backoff_base_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.stats = ConsumerStats()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(self.pollers):
+                group.create_task(self._poll_loop())
+
+    async def _poll_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                messages = await self._receive_unless_stopping()
+            except Exception as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures) * random.uniform(0.5, 1.0)  # noqa: S311
+                log.warning(
+                    "sqs receive failed", queue=self.queue_url, error=repr(exc), retry_in=delay
+                )
+                await self._sleep_unless_stopping(delay)
+                continue
+            failures = 0
+            if messages:
+                await asyncio.gather(*(self._handle(m) for m in messages))
+
+    async def _receive_unless_stopping(self) -> list[ReceivedMessage]:
+        receive = asyncio.ensure_future(self._receive())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not receive.done():
+            receive.cancel()
+            return []
+        return receive.result()
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _receive(self) -> list[ReceivedMessage]:
+        response = await self.client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=self.wait_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageAttributeNames=["All"],
+        )
+        self.stats.last_receive_ok = asyncio.get_running_loop().time()
+        messages = []
+        for raw in response.get("Messages", []):
+            attributes = raw.get("MessageAttributes", {})
+            messages.append(
+                ReceivedMessage(
+                    message_id=raw["MessageId"],
+                    receipt_handle=raw["ReceiptHandle"],
+                    body=raw["Body"],
+                    receive_count=int(raw.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                    request_id=attributes.get("request_id", {}).get("StringValue"),
+                )
+            )
+        self.stats.received += len(messages)
+        return messages
+
+    async def _handle(self, message: ReceivedMessage) -> None:
+        with structlog.contextvars.bound_contextvars(
+            request_id=message.request_id, message_id=message.message_id
+        ):
+            try:
+                await self.handler(message)
+            except Reject as exc:
+                await self._dead_letter(message, str(exc))
+            except RetryLater as exc:
+                await self._retry_later(message, str(exc), exc.delay_seconds)
+            except Exception as exc:
+                log.exception("message handler failed", receive_count=message.receive_count)
+                await self._retry_later(message, repr(exc), None)
+            else:
+                await self.client.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle
+                )
+                self.stats.processed += 1
+
+    async def _retry_later(
+        self, message: ReceivedMessage, reason: str, delay: float | None
+    ) -> None:
+        if delay is None:
+            delay = self.backoff_base_seconds * 2 ** (message.receive_count - 1)
+        # SQS allows at most 12 hours of invisibility.
+        seconds = int(min(delay, self.backoff_max_seconds, 43_200))
+        self.stats.retried += 1
+        log.warning(
+            "message will be retried",
+            reason=reason,
+            retry_in=seconds,
+            receive_count=message.receive_count,
+        )
+        try:
+            await self.client.change_message_visibility(
+                QueueUrl=self.queue_url,
+                ReceiptHandle=message.receipt_handle,
+                VisibilityTimeout=seconds,
+            )
+        except Exception as exc:
+            # The message reappears after the queue's own visibility timeout instead.
+            log.warning("could not delay message", error=repr(exc))
+
+    async def _dead_letter(self, message: ReceivedMessage, reason: str) -> None:
+        attributes: dict[str, Any] = {
+            "dead_letter_reason": {"DataType": "String", "StringValue": reason[:1000] or "rejected"}
+        }
+        if message.request_id:
+            attributes["request_id"] = {"DataType": "String", "StringValue": message.request_id}
+        await self.client.send_message(
+            QueueUrl=self.dead_letter_queue_url,
+            MessageBody=message.body,
+            MessageAttributes=attributes,
+        )
+        await self.client.delete_message(
+            QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle
+        )
+        self.stats.dead_lettered += 1
+        log.error("message dead-lettered", reason=reason)

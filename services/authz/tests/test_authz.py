@@ -1,0 +1,169 @@
+"""authz for real: its own server and database, with registration's credentials view in place."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import psycopg
+import pytest
+from alta_authz.app import create_app
+from alta_authz.settings import Settings
+from alta_common.passwords import PasswordHasher
+from alta_devstack.ports import find_free_port
+from alta_devstack.servers import ServerThread
+from pydantic import ValidationError
+
+PASSWORD = "a perfectly long password"
+CONFIRMED = uuid.uuid4()
+PENDING = uuid.uuid4()
+ADMIN = uuid.uuid4()
+
+
+@pytest.fixture
+async def seeded_database(database_url: str) -> str:
+    """The relation registration grants authz, with one confirmed, one pending and one admin."""
+    password_hash = await PasswordHasher().hash(PASSWORD)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE SCHEMA registration;"
+            "CREATE TABLE registration.user_credentials"
+            " (id uuid, email text, password_hash text, status text)"
+        )
+        for user_id, email, status in (
+            (CONFIRMED, "ok@example.com", "confirmed"),
+            (PENDING, "pending@example.com", "pending"),
+            (ADMIN, "admin@example.com", "confirmed"),
+        ):
+            conn.execute(
+                "INSERT INTO registration.user_credentials VALUES (%s, %s, %s, %s)",
+                (user_id, email, password_hash, status),
+            )
+    return database_url
+
+
+@pytest.fixture
+def authz_url(seeded_database: str) -> Iterator[str]:
+    settings = Settings(app_env="test", database_url=seeded_database)
+    server = ServerThread(create_app(settings), find_free_port())
+    server.start()
+    with psycopg.connect(seeded_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO authz.role_assignments VALUES (%s, 'admin')", (ADMIN,))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+async def client(authz_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=authz_url, timeout=15) as http:
+        yield http
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
+    return await client.post("/login", json={"email": email, "password": password})
+
+
+async def test_a_confirmed_user_gets_an_eddsa_token_verifiable_with_the_jwks(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await login(client, "OK@Example.com")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    jwks = (await client.get("/.well-known/jwks.json")).json()
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["alg"] == "EdDSA"
+    [key] = [k for k in jwks["keys"] if k["kid"] == header["kid"]]
+    claims = jwt.decode(
+        body["access_token"],
+        jwt.PyJWK(key).key,
+        algorithms=["EdDSA"],
+        audience="alta",
+        issuer="alta-authz",
+    )
+    assert claims["sub"] == str(CONFIRMED)
+    assert claims["roles"] == ["user"]
+    assert claims["exp"] - claims["iat"] == 900
+    assert "d" not in key, "the JWKS must never publish the private part"
+
+
+async def test_wrong_password_and_unknown_address_get_the_same_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    wrong = await login(client, "ok@example.com", "not the password")
+    unknown = await login(client, "nobody@example.com")
+    malformed = await login(client, "not-an-email")
+
+    assert wrong.status_code == unknown.status_code == malformed.status_code == 401
+    assert wrong.json() == unknown.json() == malformed.json()
+    assert wrong.json()["error"]["code"] == "invalid_credentials"
+
+
+async def test_an_unconfirmed_user_cannot_log_in(client: httpx.AsyncClient) -> None:
+    response = await login(client, "pending@example.com")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "email_not_confirmed"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"content": b"{", "headers": {"content-type": "application/json"}}, 400),
+        ({"json": {"email": "ok@example.com"}}, 422),
+        ({"json": {"email": ["ok@example.com"], "password": PASSWORD}}, 422),
+        ({"data": {"email": "ok@example.com", "password": PASSWORD}}, 415),
+        ({"json": {"email": "ok@example.com", "password": "p" * 20_000}}, 413),
+    ],
+)
+async def test_bad_login_requests_get_a_clear_4xx(
+    client: httpx.AsyncClient, kwargs: dict[str, Any], status: int
+) -> None:
+    response = await client.post("/login", **kwargs)
+
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+async def decide(client: httpx.AsyncClient, token: str, **body: str) -> httpx.Response:
+    return await client.post(
+        "/authorize", json=body, headers={"authorization": f"Bearer {token}"}
+    )
+
+
+async def test_the_policy_allows_owners_and_admins_and_nothing_more(
+    client: httpx.AsyncClient,
+) -> None:
+    user = (await login(client, "ok@example.com")).json()["access_token"]
+    admin = (await login(client, "admin@example.com")).json()["access_token"]
+    own, other = str(CONFIRMED), str(PENDING)
+
+    cases = [
+        (user, {"action": "read", "resource": "profile", "owner": own}, True),
+        (user, {"action": "read", "resource": "profile", "owner": other}, False),
+        (user, {"action": "read", "resource": "profile"}, False),
+        (user, {"action": "list", "resource": "registrations"}, False),
+        (admin, {"action": "list", "resource": "registrations"}, True),
+        (admin, {"action": "read", "resource": "profile", "owner": other}, True),
+        (admin, {"action": "delete", "resource": "profile", "owner": other}, False),
+    ]
+    for token, body, allowed in cases:
+        response = await decide(client, token, **body)
+        assert response.status_code == 200
+        assert response.json() == {"allowed": allowed}, body
+
+
+async def test_authorize_needs_a_valid_token(client: httpx.AsyncClient) -> None:
+    for headers in ({}, {"authorization": "Bearer nonsense"}, {"authorization": "Basic abc"}):
+        response = await client.post(
+            "/authorize", json={"action": "list", "resource": "registrations"}, headers=headers
+        )
+        assert response.status_code == 401
+
+
+def test_production_refuses_to_start_without_a_signing_key() -> None:
+    with pytest.raises(ValidationError, match="JWT_PRIVATE_KEY"):
+        Settings(app_env="production")

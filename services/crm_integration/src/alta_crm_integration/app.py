@@ -1,0 +1,76 @@
+"""crm_integration: reports sign-ups from the `crm` queue to the CRM, within its rate limit.
+
+Its HTTP port serves only /healthz and /readyz.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from alta_common.db import apply_migrations, check_database, open_pool
+from alta_common.http_client import create_http_client
+from alta_common.logging import configure_logging
+from alta_common.service import create_service_app
+from alta_common.sqs import open_sqs_client
+from starlette.applications import Starlette
+
+from alta_crm_integration.crm_client import CrmClient
+from alta_crm_integration.handler import CrmSyncHandler
+from alta_crm_integration.rate_limiter import SharedRateLimiter
+from alta_crm_integration.repository import DeliveryRepository
+from alta_crm_integration.settings import Settings
+from alta_crm_integration.worker import ConsumerWorker
+
+SERVICE = "crm_integration"
+# Every replica reserves its send slots in this one row.
+RATE_LIMIT_NAME = "crm"
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    configure_logging(SERVICE, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.run_migrations_on_startup:
+            await apply_migrations(
+                settings.database_url.get_secret_value(),
+                schema=SERVICE,
+                package="alta_crm_integration.migrations",
+            )
+        async with (
+            open_pool(settings, name=SERVICE) as pool,
+            open_sqs_client(settings) as sqs,
+            create_http_client(
+                base_url=settings.crm_url, timeout_seconds=settings.crm_timeout_seconds
+            ) as http,
+        ):
+            handler = CrmSyncHandler(
+                repository=DeliveryRepository(pool),
+                limiter=SharedRateLimiter(
+                    pool,
+                    name=RATE_LIMIT_NAME,
+                    rate_per_second=settings.crm_rate_limit_per_second,
+                    jitter_allowance_seconds=settings.crm_rate_limit_jitter_allowance_seconds,
+                ),
+                crm=CrmClient(
+                    http,
+                    api_token=settings.crm_api_token,
+                    timeout_seconds=settings.crm_timeout_seconds,
+                ),
+                settings=settings,
+            )
+            worker = ConsumerWorker(sqs, settings, handler)
+            app.state.delivery_stats = handler.stats
+            app.state.readiness_checks = {
+                "database": lambda: check_database(pool),
+                "sqs": worker.check_queue,
+                "consumer": worker.check_running,
+            }
+            worker.start()
+            try:
+                yield
+            finally:
+                # Batches in hand finish within their handling budget; then the rest is SQS's.
+                await worker.stop(timeout_seconds=settings.handling_budget_seconds + 5)
+
+    return create_service_app(settings, routes=[], lifespan=lifespan)

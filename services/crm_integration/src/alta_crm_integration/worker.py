@@ -1,0 +1,99 @@
+"""The background work of the service: the `crm` queue consumer, for the app's lifetime."""
+
+import asyncio
+from contextlib import suppress
+from typing import Any
+
+import structlog
+from alta_common.sqs import MessageHandler, SqsConsumer, queue_url
+
+from alta_crm_integration.settings import Settings
+
+log = structlog.get_logger("alta.crm_integration")
+
+RESTART_DELAY_SECONDS = 5.0
+
+
+class ConsumerWorker:
+    """Finds the queues, then runs the consumer until stopped.
+
+    The consumer is restarted if it ever fails: a failed SQS call while deleting a handled
+    message ends `SqsConsumer.run`, and one hiccup must not stop the whole service.
+    """
+
+    def __init__(self, sqs: Any, settings: Settings, handler: MessageHandler) -> None:
+        self._sqs = sqs
+        self._settings = settings
+        self._handler = handler
+        self._consumer: SqsConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.queue_url: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._consumer is not None and self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="crm-consumer")
+
+    async def stop(self, timeout_seconds: float) -> None:
+        """Lets the batches in hand finish (up to `timeout_seconds`), then stops."""
+        self._stopping = True
+        if self._task is None:
+            return
+        if self._consumer is not None:
+            self._consumer.stop()
+            await asyncio.wait({self._task}, timeout=timeout_seconds)
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+
+    async def check_queue(self) -> None:
+        """Readiness: the queue answers."""
+        if self.queue_url is None:
+            raise RuntimeError("queue not resolved yet")
+        await self._sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
+        )
+
+    async def check_running(self) -> None:
+        """Readiness: the consumer loop is running."""
+        if not self.running:
+            raise RuntimeError("consumer is not running")
+
+    async def _run(self) -> None:
+        settings = self._settings
+        url = await queue_url(self._sqs, settings.crm_queue_name)
+        dead_letter_url = await queue_url(self._sqs, settings.crm_dlq_name)
+        self.queue_url = url
+        await self._warn_if_visibility_is_shorter(url)
+        self._consumer = SqsConsumer(
+            self._sqs,
+            queue_url=url,
+            dead_letter_queue_url=dead_letter_url,
+            handler=self._handler,
+            pollers=settings.consumer_pollers,
+            wait_seconds=settings.sqs_wait_seconds,
+            backoff_base_seconds=settings.retry_backoff_base_seconds,
+        )
+        log.info("consuming", queue=settings.crm_queue_name, pollers=settings.consumer_pollers)
+        while not self._stopping:
+            try:
+                await self._consumer.run()
+            except Exception:
+                log.exception("consumer failed, restarting", restart_in=RESTART_DELAY_SECONDS)
+                await asyncio.sleep(RESTART_DELAY_SECONDS)
+
+    async def _warn_if_visibility_is_shorter(self, url: str) -> None:
+        # Our retry budget and delivery leases assume the queue hides a message at least as long.
+        response = await self._sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["VisibilityTimeout"]
+        )
+        actual = int(response["Attributes"]["VisibilityTimeout"])
+        if actual < self._settings.sqs_visibility_timeout_seconds:
+            log.warning(
+                "queue visibility timeout is shorter than configured",
+                queue_visibility_timeout=actual,
+                sqs_visibility_timeout_seconds=self._settings.sqs_visibility_timeout_seconds,
+            )

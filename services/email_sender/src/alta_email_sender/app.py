@@ -1,0 +1,99 @@
+"""The email sender process: the SQS consumer, plus /healthz and /readyz."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from alta_common.db import apply_migrations, check_database, open_pool
+from alta_common.logging import configure_logging
+from alta_common.service import create_service_app
+from alta_common.sqs import SqsConsumer, open_sqs_client, queue_url
+from starlette.applications import Starlette
+
+from alta_email_sender.emails import EmailComposer
+from alta_email_sender.handler import EmailEventHandler
+from alta_email_sender.mailer import Mailer
+from alta_email_sender.repository import DeliveryRepository
+from alta_email_sender.settings import Settings
+
+SERVICE = "email_sender"
+_RESTART_DELAY_SECONDS = 1.0
+
+log = structlog.get_logger("alta.email_sender")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    configure_logging(SERVICE, settings.log_level)
+    return create_service_app(settings, routes=[], lifespan=lifespan)
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.run_migrations_on_startup:
+        await apply_migrations(
+            settings.database_url.get_secret_value(),
+            schema=SERVICE,
+            package="alta_email_sender.migrations",
+        )
+    async with open_pool(settings, name=SERVICE) as pool, open_sqs_client(settings) as sqs:
+        email_queue = await queue_url(sqs, settings.email_queue_name)
+        consumer = SqsConsumer(
+            sqs,
+            queue_url=email_queue,
+            dead_letter_queue_url=await queue_url(sqs, settings.email_dlq_name),
+            handler=EmailEventHandler(
+                composer=EmailComposer(
+                    public_url=settings.public_url,
+                    sender=settings.email_from,
+                    confirmation_ttl_hours=settings.confirmation_link_ttl_hours,
+                ),
+                mailer=Mailer(settings),
+                deliveries=DeliveryRepository(pool),
+                claim_seconds=settings.sqs_visibility_timeout_seconds,
+                send_timeout_seconds=settings.smtp_timeout_seconds,
+            ),
+            pollers=settings.consumer_pollers,
+            wait_seconds=settings.sqs_wait_seconds,
+            backoff_base_seconds=settings.retry_backoff_base_seconds,
+        )
+        consuming = asyncio.create_task(_consume(consumer), name="email-consumer")
+
+        async def check_sqs() -> None:
+            await sqs.get_queue_attributes(
+                QueueUrl=email_queue, AttributeNames=["ApproximateNumberOfMessages"]
+            )
+
+        async def check_consumer() -> None:
+            if consuming.done():
+                raise RuntimeError("consumer loop is not running")
+
+        app.state.readiness_checks = {
+            "database": lambda: check_database(pool),
+            "sqs": check_sqs,
+            "consumer": check_consumer,
+        }
+        try:
+            yield
+        finally:
+            # In-flight messages finish (each send is bounded by the SMTP timeout).
+            consumer.stop()
+            await consuming
+
+
+async def _consume(consumer: SqsConsumer) -> None:
+    """Run the consumer until stopped, restarting it if it dies.
+
+    SqsConsumer lets an error from SQS while deleting or dead-lettering a message end its
+    poll loops; the message itself is safe in the queue, so we only start polling again.
+    """
+    while True:
+        try:
+            await consumer.run()
+        except Exception:
+            log.exception("email consumer stopped unexpectedly; restarting")
+            await asyncio.sleep(_RESTART_DELAY_SECONDS)
+        else:
+            return

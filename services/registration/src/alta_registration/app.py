@@ -1,0 +1,73 @@
+"""Registration service: sign-up, email confirmation, and the outbox relay."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from alta_common.db import apply_migrations, check_database, open_pool
+from alta_common.http_client import create_http_client
+from alta_common.logging import configure_logging
+from alta_common.passwords import PasswordHasher
+from alta_common.service import create_service_app
+from alta_common.sqs import open_sqs_client, queue_url
+from alta_common.tokens import JwtVerifier
+from starlette.applications import Starlette
+
+from alta_registration.outbox_relay import OutboxRelay
+from alta_registration.routes import routes
+from alta_registration.settings import Settings
+
+SERVICE = "registration"
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+    configure_logging(SERVICE, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.run_migrations_on_startup:
+            await apply_migrations(
+                settings.database_url.get_secret_value(),
+                schema="registration",
+                package="alta_registration.migrations",
+            )
+        async with (
+            open_pool(settings, name=SERVICE) as pool,
+            open_sqs_client(settings) as sqs,
+            create_http_client() as http,
+        ):
+            urls = {
+                "email": await queue_url(sqs, settings.email_queue_name),
+                "crm": await queue_url(sqs, settings.crm_queue_name),
+            }
+            relay = OutboxRelay(
+                pool,
+                sqs,
+                urls,
+                batch_size=settings.outbox_batch_size,
+                poll_interval_seconds=settings.outbox_poll_interval_seconds,
+            )
+            app.state.pool = pool
+            app.state.password_hasher = PasswordHasher(
+                max_concurrent=settings.password_hash_concurrency
+            )
+            app.state.jwt_verifier = JwtVerifier(
+                http,
+                jwks_url=settings.authz_jwks_url,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            )
+            app.state.readiness_checks = {
+                "database": partial(check_database, pool),
+                "sqs": partial(sqs.get_queue_attributes, QueueUrl=urls["email"]),
+            }
+            relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+            try:
+                yield
+            finally:
+                relay.stop()
+                await relay_task
+
+    return create_service_app(settings, routes=routes, lifespan=lifespan)

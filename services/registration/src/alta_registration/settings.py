@@ -1,0 +1,15 @@
+from alta_common.settings import DatabaseSettings, ServiceSettings, SqsSettings
+
+
+class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
+    port: int = 8002
+    email_queue_name: str = "email"
+    crm_queue_name: str = "crm"
+    # Concurrent argon2id hashes per replica (19 MiB each).
+    password_hash_concurrency: int = 2
+    confirmation_token_ttl_hours: int = 24
+    outbox_batch_size: int = 10
+    outbox_poll_interval_seconds: float = 0.5
+    authz_jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwt_issuer: str = "alta-authz"
+    jwt_audience: str = "alta"

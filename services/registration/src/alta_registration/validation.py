@@ -1,0 +1,75 @@
+"""Sign-up input rules: canonical email, name, and password strength."""
+
+import gzip
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from alta_common.emails import EmailNotValidError, canonical_email
+from alta_common.errors import ApiError
+from alta_common.requests import string_fields
+
+MAX_EMAIL_LENGTH = 254
+NAME_LENGTH = (1, 100)
+PASSWORD_LENGTH = (8, 128)
+
+
+@dataclass(frozen=True)
+class SignUp:
+    email: str
+    name: str
+    password: str
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    raw = files("alta_registration.data").joinpath("common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(raw).decode().split())
+
+
+def _email_error(email: str) -> str | None:
+    if len(email) > MAX_EMAIL_LENGTH:
+        return f"Use an email address of at most {MAX_EMAIL_LENGTH} characters."
+    try:
+        canonical_email(email)
+    except EmailNotValidError:
+        return "Enter a valid email address, like name@example.com."
+    return None
+
+
+def _name_error(name: str) -> str | None:
+    low, high = NAME_LENGTH
+    if not low <= len(name) <= high:
+        return f"Enter a name of {low} to {high} characters."
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        return "The name contains characters that cannot be used."
+    return None
+
+
+def _password_error(password: str) -> str | None:
+    low, high = PASSWORD_LENGTH
+    if not low <= len(password) <= high:
+        return f"Choose a password of {low} to {high} characters."
+    if password.lower().strip() in common_passwords():
+        return "This password is too common; choose one that is harder to guess."
+    return None
+
+
+def parse_sign_up(data: dict[str, Any]) -> SignUp:
+    """The validated sign-up, or a 422 whose `fields` say what to fix in each field."""
+    fields = string_fields(data, ("email", "name", "password"))
+    name = unicodedata.normalize("NFC", fields["name"].strip())
+    errors = {
+        field: message
+        for field, message in (
+            ("email", _email_error(fields["email"])),
+            ("name", _name_error(name)),
+            ("password", _password_error(fields["password"])),
+        )
+        if message
+    }
+    if errors:
+        raise ApiError(422, "invalid_input", "Some fields need attention.", fields=errors)
+    return SignUp(email=canonical_email(fields["email"]), name=name, password=fields["password"])

@@ -1,0 +1,69 @@
+"""Confirmation links: single use, expiring, and reported to the CRM once."""
+
+import httpx
+import pytest
+
+from .conftest import RegistrationService, drain_queue
+
+VALID = {"email": "grace@example.com", "name": "Grace Hopper", "password": "a long passphrase"}
+
+
+async def sign_up_and_get_token(
+    client: httpx.AsyncClient, registration: RegistrationService, sqs_endpoint: str
+) -> str:
+    await client.post("/registrations", json=VALID)
+    [event] = await drain_queue(sqs_endpoint, registration.queues["email"].url, expect=1)
+    token: str = event["confirmation_token"]
+    return token
+
+
+async def test_a_link_confirms_once_and_the_crm_hears_of_it_once(
+    client: httpx.AsyncClient, registration: RegistrationService, sqs_endpoint: str
+) -> None:
+    token = await sign_up_and_get_token(client, registration, sqs_endpoint)
+
+    first = await client.post("/confirmations", json={"token": token})
+    second = await client.post("/confirmations", json={"token": token})
+
+    assert (first.status_code, first.json()) == (200, {"status": "confirmed"})
+    assert (second.status_code, second.json()) == (200, {"status": "already_confirmed"})
+    assert registration.sql("SELECT status FROM registration.users") == [("confirmed",)]
+    crm = await drain_queue(sqs_endpoint, registration.queues["crm"].url, expect=2)
+    assert sorted(e["type"] for e in crm) == ["registration.confirmed", "registration.created"]
+    confirmed = next(e for e in crm if e["type"] == "registration.confirmed")
+    assert confirmed["status"] == "confirmed"
+
+
+async def test_an_expired_link_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, registration: RegistrationService, sqs_endpoint: str
+) -> None:
+    token = await sign_up_and_get_token(client, registration, sqs_endpoint)
+    registration.sql(
+        "UPDATE registration.confirmation_tokens SET expires_at = now() - interval '1 second'"
+    )
+
+    response = await client.post("/confirmations", json={"token": token})
+
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "token_expired"
+    assert registration.sql("SELECT status FROM registration.users") == [("pending",)]
+    assert registration.sql("SELECT count(*) FROM registration.outbox") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"token": "A" * 43}, 404),
+        ({"token": "not a token!"}, 400),
+        ({"token": "x" * 500}, 400),
+        ({"token": 12345}, 422),
+        ({}, 422),
+    ],
+)
+async def test_unknown_or_malformed_tokens_are_refused(
+    client: httpx.AsyncClient, registration: RegistrationService, body: object, status: int
+) -> None:
+    response = await client.post("/confirmations", json=body)
+
+    assert response.status_code == status
+    assert response.json()["error"]["message"]

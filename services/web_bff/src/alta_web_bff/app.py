@@ -1,0 +1,83 @@
+"""The web_bff app: the routes table and the lifespan that creates the backend clients."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from alta_common.http_client import create_http_client
+from alta_common.logging import configure_logging
+from alta_common.service import create_service_app
+from alta_common.tokens import JwtVerifier
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from alta_web_bff import pages
+from alta_web_bff.backend import AuthzApi, RegistrationApi
+from alta_web_bff.csrf import CsrfGuard
+from alta_web_bff.security_headers import SecurityHeadersMiddleware
+from alta_web_bff.settings import Settings
+
+SERVICE_NAME = "web_bff"
+
+
+def _routes() -> list[BaseRoute]:
+    return [
+        Route("/", pages.sign_up_form, methods=["GET"]),
+        Route("/", pages.sign_up, methods=["POST"]),
+        Route("/check-inbox", pages.check_inbox, methods=["GET"]),
+        Route("/confirm", pages.confirm, methods=["GET"]),
+        Route("/login", pages.login_form, methods=["GET"]),
+        Route("/login", pages.log_in, methods=["POST"]),
+        Route("/account", pages.account, methods=["GET"]),
+        Route("/logout", pages.log_out, methods=["POST"]),
+        Mount("/static", StaticFiles(packages=[("alta_web_bff", "static")]), name="static"),
+    ]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    backend_transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The app; `backend_transport` replaces the network under the backend calls (tests)."""
+    settings = settings or Settings()
+    configure_logging(SERVICE_NAME, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with create_http_client(
+            timeout_seconds=settings.backend_timeout_seconds, transport=backend_transport
+        ) as http:
+            registration = RegistrationApi(http, base_url=settings.registration_url)
+            authz = AuthzApi(http, base_url=settings.authz_url)
+            app.state.registration = registration
+            app.state.authz = authz
+            app.state.jwt_verifier = JwtVerifier(
+                http,
+                jwks_url=authz.jwks_url,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+            )
+            app.state.readiness_checks = {
+                "authz_jwks": authz.check_keys,
+                "registration": registration.check_alive,
+            }
+            yield
+
+    app = create_service_app(
+        settings,
+        routes=_routes(),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: pages.http_error, Exception: pages.server_error},
+        middleware=[Middleware(SecurityHeadersMiddleware, https=settings.uses_https)],
+    )
+    app.state.templates = pages.create_templates()
+    app.state.csrf = CsrfGuard(
+        secret=settings.csrf_secret.get_secret_value().encode(),
+        public_origin=settings.public_origin,
+        secure_cookie=settings.uses_https,
+    )
+    return app

@@ -1,0 +1,282 @@
+"""Typed calls to registration and authz, each answer mapped to an outcome the pages act on.
+
+Nothing here raises for a failed call: a service that cannot be reached, times out, answers with
+a server error or with a body outside its contract becomes `Unavailable`, which the pages show
+as "try again in a moment". Request bodies and tokens are never logged.
+"""
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+log = structlog.get_logger("alta.web_bff.backend")
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """The service could not be reached, timed out, or did not answer as agreed."""
+
+
+class _ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    code: str = "error"
+    message: str = ""
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class _ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    error: _ErrorDetail
+
+
+def _error_detail(response: httpx.Response) -> _ErrorDetail:
+    try:
+        return _ErrorBody.model_validate_json(response.content).error
+    except ValidationError:
+        return _ErrorDetail()
+
+
+def _unexpected(service: str, response: httpx.Response) -> Unavailable:
+    log.warning(
+        "unexpected backend answer",
+        service=service,
+        path=response.request.url.path,
+        status=response.status_code,
+    )
+    return Unavailable()
+
+
+async def _send(
+    http: httpx.AsyncClient,
+    service: str,
+    method: str,
+    url: str,
+    *,
+    json: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response | Unavailable:
+    try:
+        response = await http.request(method, url, json=json, headers=headers)
+    except httpx.HTTPError as exc:
+        log.warning(
+            "backend unreachable",
+            service=service,
+            path=httpx.URL(url).path,
+            error=type(exc).__name__,
+        )
+        return Unavailable()
+    if response.status_code >= 500:
+        return _unexpected(service, response)
+    return response
+
+
+@dataclass(frozen=True)
+class SignUpAccepted:
+    """Sent for new and already registered addresses alike: the page must not tell them apart."""
+
+
+@dataclass(frozen=True)
+class SignUpInvalid:
+    fields: dict[str, str]
+    message: str
+
+
+@dataclass(frozen=True)
+class SignUpRefused:
+    status: int
+
+
+SignUpResult = SignUpAccepted | SignUpInvalid | SignUpRefused | Unavailable
+
+
+class Confirmation(enum.Enum):
+    CONFIRMED = "confirmed"
+    ALREADY_CONFIRMED = "already_confirmed"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+
+
+class _ConfirmationBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["confirmed", "already_confirmed"]
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    name: str
+    status: Literal["pending", "confirmed"]
+    registered_at: datetime
+    confirmed_at: datetime | None
+
+
+class _AccountBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    email: str
+    name: str
+    status: Literal["pending", "confirmed"]
+    registered_at: datetime
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NotSignedIn:
+    """Registration refused the access token."""
+
+
+AccountResult = Account | NotSignedIn | Unavailable
+
+
+class RegistrationApi:
+    def __init__(self, http: httpx.AsyncClient, *, base_url: str) -> None:
+        self._http = http
+        self._base_url = base_url
+
+    async def sign_up(self, *, email: str, name: str, password: str) -> SignUpResult:
+        response = await _send(
+            self._http,
+            "registration",
+            "POST",
+            f"{self._base_url}/registrations",
+            json={"email": email, "name": name, "password": password},
+        )
+        if isinstance(response, Unavailable):
+            return response
+        if response.is_success:
+            return SignUpAccepted()
+        if response.status_code == 422:
+            error = _error_detail(response)
+            return SignUpInvalid(fields=error.fields, message=error.message)
+        return SignUpRefused(status=response.status_code)
+
+    async def confirm(self, token: str) -> Confirmation | Unavailable:
+        response = await _send(
+            self._http,
+            "registration",
+            "POST",
+            f"{self._base_url}/confirmations",
+            json={"token": token},
+        )
+        if isinstance(response, Unavailable):
+            return response
+        if response.status_code == 200:
+            try:
+                body = _ConfirmationBody.model_validate_json(response.content)
+            except ValidationError:
+                return _unexpected("registration", response)
+            return Confirmation(body.status)
+        if response.status_code == 410:
+            return Confirmation.EXPIRED
+        if response.status_code in (400, 404, 422):
+            return Confirmation.INVALID
+        return _unexpected("registration", response)
+
+    async def account(self, access_token: str) -> AccountResult:
+        response = await _send(
+            self._http,
+            "registration",
+            "GET",
+            f"{self._base_url}/users/me",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        if isinstance(response, Unavailable):
+            return response
+        if response.status_code == 200:
+            try:
+                body = _AccountBody.model_validate_json(response.content)
+            except ValidationError:
+                return _unexpected("registration", response)
+            return Account(**body.model_dump())
+        # 404: the account behind a still valid token no longer exists.
+        if response.status_code in (401, 403, 404):
+            return NotSignedIn()
+        return _unexpected("registration", response)
+
+    async def check_alive(self) -> None:
+        response = await self._http.get(f"{self._base_url}/healthz")
+        response.raise_for_status()
+
+
+@dataclass(frozen=True)
+class LoggedIn:
+    access_token: str = field(repr=False)
+    expires_in: int
+
+
+class LoginRefusal(enum.Enum):
+    INVALID_CREDENTIALS = "invalid_credentials"
+    EMAIL_NOT_CONFIRMED = "email_not_confirmed"
+    INVALID_INPUT = "invalid_input"
+    TOO_MANY_ATTEMPTS = "too_many_attempts"
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    reason: LoginRefusal
+    retry_after: str | None = None
+
+
+LoginResult = LoggedIn | LoginRefused | Unavailable
+
+
+class _TokenBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    access_token: str = Field(min_length=1)
+    token_type: Literal["Bearer"]
+    expires_in: int = Field(gt=0)
+
+
+class AuthzApi:
+    def __init__(self, http: httpx.AsyncClient, *, base_url: str) -> None:
+        self._http = http
+        self._base_url = base_url
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self._base_url}/.well-known/jwks.json"
+
+    async def log_in(self, *, email: str, password: str) -> LoginResult:
+        response = await _send(
+            self._http,
+            "authz",
+            "POST",
+            f"{self._base_url}/login",
+            json={"email": email, "password": password},
+        )
+        if isinstance(response, Unavailable):
+            return response
+        if response.status_code == 200:
+            try:
+                body = _TokenBody.model_validate_json(response.content)
+            except ValidationError:
+                return _unexpected("authz", response)
+            return LoggedIn(access_token=body.access_token, expires_in=body.expires_in)
+        if response.status_code == 401:
+            return LoginRefused(LoginRefusal.INVALID_CREDENTIALS)
+        if response.status_code == 403:
+            # Any other refusal reads as wrong credentials, so it reveals nothing about the account.
+            confirmed = _error_detail(response).code != "email_not_confirmed"
+            return LoginRefused(
+                LoginRefusal.INVALID_CREDENTIALS if confirmed else LoginRefusal.EMAIL_NOT_CONFIRMED
+            )
+        if response.status_code == 422:
+            return LoginRefused(LoginRefusal.INVALID_INPUT)
+        if response.status_code == 429:
+            return LoginRefused(
+                LoginRefusal.TOO_MANY_ATTEMPTS, retry_after=response.headers.get("retry-after")
+            )
+        return _unexpected("authz", response)
+
+    async def check_keys(self) -> None:
+        response = await self._http.get(self.jwks_url)
+        response.raise_for_status()

@@ -1,0 +1,100 @@
+"""An SQS-compatible server (moto in server mode) and queue setup with dead-letter queues."""
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from aiobotocore.session import get_session
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from alta_devstack.servers import shutdown_requested
+
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class QueueUrls:
+    name: str
+    url: str
+    dlq_name: str
+    dlq_url: str
+
+
+class SqsServer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9324) -> None:
+        self.endpoint_url = f"http://{host}:{port}"
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+async def create_queues(
+    endpoint_url: str,
+    names: list[str],
+    *,
+    max_receive_count: int = 5,
+    visibility_timeout: int = 30,
+) -> dict[str, QueueUrls]:
+    """Create each queue with a `<name>-dlq` that takes messages received too often."""
+    client = get_session().create_client(
+        "sqs",
+        region_name=REGION,
+        endpoint_url=endpoint_url,
+        # moto accepts any credentials; botocore only insists that some exist.
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+    )
+    queues = {}
+    async with client as sqs:
+        for name in names:
+            dlq_url = (await sqs.create_queue(QueueName=f"{name}-dlq"))["QueueUrl"]
+            attributes = await sqs.get_queue_attributes(
+                QueueUrl=dlq_url, AttributeNames=["QueueArn"]
+            )
+            redrive_policy = {
+                "deadLetterTargetArn": attributes["Attributes"]["QueueArn"],
+                "maxReceiveCount": str(max_receive_count),
+            }
+            created = await sqs.create_queue(
+                QueueName=name,
+                Attributes={
+                    "VisibilityTimeout": str(visibility_timeout),
+                    "RedrivePolicy": json.dumps(redrive_policy),
+                },
+            )
+            queues[name] = QueueUrls(name, created["QueueUrl"], f"{name}-dlq", dlq_url)
+    return queues
+
+
+def main() -> None:
+    shutdown = shutdown_requested()
+    port = int(os.environ.get("DEVSTACK_SQS_PORT", "9324"))
+    with SqsServer(port=port) as server:
+        queues = asyncio.run(create_queues(server.endpoint_url, ["email", "crm"]))
+        print(f"sqs ready: {server.endpoint_url}", flush=True)
+        for queue in queues.values():
+            print(f"  {queue.url} (dead letters: {queue.dlq_url})", flush=True)
+        shutdown.wait()
+
+
+if __name__ == "__main__":
+    main()
