@@ -129,9 +129,7 @@ async def test_bad_login_requests_get_a_clear_4xx(
 
 
 async def decide(client: httpx.AsyncClient, token: str, **body: str) -> httpx.Response:
-    return await client.post(
-        "/authorize", json=body, headers={"authorization": f"Bearer {token}"}
-    )
+    return await client.post("/authorize", json=body, headers={"authorization": f"Bearer {token}"})
 
 
 async def test_the_policy_allows_owners_and_admins_and_nothing_more(

@@ -23,20 +23,21 @@ async def test_two_replicas_never_exceed_the_rate_together(database_url: str) ->
     await apply_migrations(
         database_url, schema="crm_integration", package="alta_crm_integration.migrations"
     )
-    settings = DatabaseSettings(database_url=SecretStr(database_url), db_pool_max_size=20)
+    settings = DatabaseSettings(database_url=SecretStr(database_url))
     admitted: list[float] = []
 
     async def send_through(limiter: SharedRateLimiter) -> None:
         await limiter.acquire(max_wait_seconds=10)
         admitted.append(time.monotonic())
 
-    # One pool and one limiter per replica; every request goes through its replica's limiter.
+    # One pool and one limiter per replica. The allowance covers this busy shared machine
+    # waking a sleeper late; slots are then 55 ms apart instead of 50.
     async with (
         open_pool(settings, name="replica-a") as a,
         open_pool(settings, name="replica-b") as b,
     ):
         replicas = [
-            SharedRateLimiter(pool, name="crm", rate_per_second=20, jitter_allowance_seconds=0.05)
+            SharedRateLimiter(pool, name="crm", rate_per_second=20, jitter_allowance_seconds=0.1)
             for pool in (a, b)
         ]
         started = time.monotonic()
@@ -44,8 +45,9 @@ async def test_two_replicas_never_exceed_the_rate_together(database_url: str) ->
 
     assert len(admitted) == 60
     assert most_in_one_second(admitted) <= 20
-    # It did not just refuse or stall: 60 slots at about 20/s take about 3 s.
-    assert 2.9 < max(admitted) - started < 6
+    # Nobody was refused or stalled: the 60 went through one after another at the spacing.
+    spacing = replicas[0].interval.total_seconds()
+    assert 59 * spacing - 0.01 < max(admitted) - started < 59 * spacing + 2
 
 
 async def test_a_slot_too_far_away_is_not_taken(database_url: str) -> None:

@@ -78,7 +78,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
-    for noisy in ("botocore", "aiobotocore", "httpx", "httpcore", "aiosmtplib"):
+    for noisy in ("botocore", "aiobotocore", "httpx", "httpcore", "aiosmtplib", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

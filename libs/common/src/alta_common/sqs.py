@@ -218,10 +218,19 @@ class SqsConsumer:
                 log.exception("message handler failed", receive_count=message.receive_count)
                 await self._retry_later(message, repr(exc), None)
             else:
-                await self.client.delete_message(
-                    QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle
-                )
-                self.stats.processed += 1
+                await self._delete(message)
+
+    async def _delete(self, message: ReceivedMessage) -> None:
+        try:
+            await self.client.delete_message(
+                QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle
+            )
+        except Exception as exc:
+            # The work is done and recorded by the handler's idempotency, so the redelivery
+            # that follows is recognised and deleted then.
+            log.warning("could not delete a handled message", error=repr(exc))
+            return
+        self.stats.processed += 1
 
     async def _retry_later(
         self, message: ReceivedMessage, reason: str, delay: float | None
@@ -253,13 +262,16 @@ class SqsConsumer:
         }
         if message.request_id:
             attributes["request_id"] = {"DataType": "String", "StringValue": message.request_id}
-        await self.client.send_message(
-            QueueUrl=self.dead_letter_queue_url,
-            MessageBody=message.body,
-            MessageAttributes=attributes,
-        )
-        await self.client.delete_message(
-            QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle
-        )
-        self.stats.dead_lettered += 1
+        try:
+            await self.client.send_message(
+                QueueUrl=self.dead_letter_queue_url,
+                MessageBody=message.body,
+                MessageAttributes=attributes,
+            )
+        except Exception as exc:
+            # Left in the queue: it comes back and is rejected again, or the redrive takes it.
+            log.warning("could not dead-letter a message", error=repr(exc), reason=reason)
+            return
         log.error("message dead-lettered", reason=reason)
+        self.stats.dead_lettered += 1
+        await self._delete(message)

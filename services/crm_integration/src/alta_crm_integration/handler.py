@@ -91,7 +91,7 @@ class CrmSyncHandler:
         claim = await self._repository.claim(
             event_id=event.event_id,
             user_id=event.user_id,
-            type=event.type,
+            event_type=event.type,
             owner=owner,
             lease_seconds=self._settings.sqs_visibility_timeout_seconds,
         )

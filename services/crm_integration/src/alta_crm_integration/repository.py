@@ -81,13 +81,19 @@ class DeliveryRepository:
         self._pool = pool
 
     async def claim(
-        self, *, event_id: UUID, user_id: UUID, type: str, owner: UUID, lease_seconds: float
+        self,
+        *,
+        event_id: UUID,
+        user_id: UUID,
+        event_type: str,
+        owner: UUID,
+        lease_seconds: float,
     ) -> Claim:
         """Take the lease on an event unless it is synced or another live lease holds it."""
         params = {
             "event_id": event_id,
             "user_id": user_id,
-            "type": type,
+            "type": event_type,
             "owner": owner,
             "lease": timedelta(seconds=lease_seconds),
         }

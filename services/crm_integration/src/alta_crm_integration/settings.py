@@ -77,6 +77,7 @@ class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
                 f"more than {self.handling_budget_seconds:.1f} s, "
                 f"{HANDLING_SHARE_OF_VISIBILITY:.0%} of SQS_VISIBILITY_TIMEOUT_SECONDS="
                 f"{self.sqs_visibility_timeout_seconds}: lower CRM_MAX_ATTEMPTS, "
-                "CRM_TIMEOUT_SECONDS or RETRY_BACKOFF_BASE_SECONDS, or raise the visibility timeout"
+                "CRM_TIMEOUT_SECONDS, CRM_RATE_LIMIT_MAX_WAIT_SECONDS or "
+                "RETRY_BACKOFF_BASE_SECONDS, or raise the visibility timeout"
             )
         return self

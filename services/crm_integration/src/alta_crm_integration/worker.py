@@ -17,8 +17,8 @@ RESTART_DELAY_SECONDS = 5.0
 class ConsumerWorker:
     """Finds the queues, then runs the consumer until stopped.
 
-    The consumer is restarted if it ever fails: a failed SQS call while deleting a handled
-    message ends `SqsConsumer.run`, and one hiccup must not stop the whole service.
+    An error that escapes `SqsConsumer.run` ends all its pollers; the consumer is started
+    again rather than leaving a live process that consumes nothing.
     """
 
     def __init__(self, sqs: Any, settings: Settings, handler: MessageHandler) -> None:

@@ -4,7 +4,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.logging import configure_logging
 from alta_common.service import create_service_app
@@ -18,9 +17,6 @@ from alta_email_sender.repository import DeliveryRepository
 from alta_email_sender.settings import Settings
 
 SERVICE = "email_sender"
-_RESTART_DELAY_SECONDS = 1.0
-
-log = structlog.get_logger("alta.email_sender")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -59,7 +55,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             wait_seconds=settings.sqs_wait_seconds,
             backoff_base_seconds=settings.retry_backoff_base_seconds,
         )
-        consuming = asyncio.create_task(_consume(consumer), name="email-consumer")
+        consuming = asyncio.create_task(consumer.run(), name="email-consumer")
 
         async def check_sqs() -> None:
             await sqs.get_queue_attributes(
@@ -81,19 +77,3 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             # In-flight messages finish (each send is bounded by the SMTP timeout).
             consumer.stop()
             await consuming
-
-
-async def _consume(consumer: SqsConsumer) -> None:
-    """Run the consumer until stopped, restarting it if it dies.
-
-    SqsConsumer lets an error from SQS while deleting or dead-lettering a message end its
-    poll loops; the message itself is safe in the queue, so we only start polling again.
-    """
-    while True:
-        try:
-            await consumer.run()
-        except Exception:
-            log.exception("email consumer stopped unexpectedly; restarting")
-            await asyncio.sleep(_RESTART_DELAY_SECONDS)
-        else:
-            return

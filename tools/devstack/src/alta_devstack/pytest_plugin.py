@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -52,7 +54,7 @@ def _docker_is_reachable() -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """URL of a superuser connection to a PostgreSQL 16 server for the whole session."""
     from alta_devstack.postgres import SERVER_SETTINGS
 
@@ -69,9 +71,14 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     elif mode == "embedded":
         from alta_devstack.postgres import EmbeddedPostgres
 
-        data_dir = tmp_path_factory.mktemp("postgres")
-        with EmbeddedPostgres(data_dir, find_free_port()) as server:
-            yield server.url()
+        # Not under pytest's basetemp: a later pytest run makes that folder root-only, which
+        # would cut off a server running as another user (the case when tests run as root).
+        data_dir = Path(tempfile.mkdtemp(prefix="alta-test-postgres-"))
+        try:
+            with EmbeddedPostgres(data_dir, find_free_port()) as server:
+                yield server.url()
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
     else:
         raise pytest.UsageError(f"ALTA_TEST_POSTGRES must be embedded or docker, not {mode!r}")
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import os
 from dataclasses import dataclass
 from types import TracebackType
@@ -29,6 +30,8 @@ class SqsServer:
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
     def start(self) -> None:
+        # moto's werkzeug server logs a line per SQS call; ours are in the services' logs.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
 
     def stop(self) -> None:

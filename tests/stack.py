@@ -1,0 +1,105 @@
+"""The whole system as separate processes, the way `make run` starts it, on free ports."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from alta_devstack.ports import find_free_port
+from alta_devstack.sqs import QueueUrls
+
+SERVICES = ("authz", "registration", "email_sender", "crm_integration", "web_bff")
+
+
+@dataclass
+class Stack:
+    """Starts each service with `python -m alta_<name>`; logs go to `log_dir/<name>.log`."""
+
+    env: dict[str, str]
+    log_dir: Path
+    ports: dict[str, int] = field(default_factory=lambda: {s: find_free_port() for s in SERVICES})
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def start(self, *services: str, ready_within: float = 60) -> None:
+        for service in services or SERVICES:
+            env = {**os.environ, **self.env, "PORT": str(self.ports[service])}
+            with (self.log_dir / f"{service}.log").open("ab") as log:
+                self.processes[service] = subprocess.Popen(  # noqa: S603 - our own modules
+                    [sys.executable, "-m", f"alta_{service}"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        for service in services or SERVICES:
+            self._wait_ready(service, ready_within)
+
+    def stop(self, *services: str) -> None:
+        for service in services or tuple(self.processes):
+            process = self.processes.pop(service)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(path.read_text() for path in sorted(self.log_dir.glob("*.log")))
+
+    def _wait_ready(self, service: str, within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.processes[service].poll() is not None:
+                raise RuntimeError(f"{service} exited:\n{self._tail(service)}")
+            try:
+                if httpx.get(f"{self.url(service)}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{service} not ready in {within}s:\n{self._tail(service)}")
+
+    def _tail(self, service: str) -> str:
+        return "\n".join((self.log_dir / f"{service}.log").read_text().splitlines()[-30:])
+
+
+def stack_environment(
+    *,
+    database_url: str,
+    sqs_endpoint: str,
+    queues: dict[str, QueueUrls],
+    smtp_port: int,
+    crm_url: str,
+    crm_token: str,
+    ports: dict[str, int],
+) -> dict[str, str]:
+    bff = f"http://127.0.0.1:{ports['web_bff']}"
+    authz = f"http://127.0.0.1:{ports['authz']}"
+    return {
+        "APP_ENV": "test",
+        "LOG_LEVEL": "INFO",
+        "DATABASE_URL": database_url,
+        "SQS_ENDPOINT_URL": sqs_endpoint,
+        "EMAIL_QUEUE_NAME": queues["email"].name,
+        "EMAIL_DLQ_NAME": queues["email"].dlq_name,
+        "CRM_QUEUE_NAME": queues["crm"].name,
+        "CRM_DLQ_NAME": queues["crm"].dlq_name,
+        "SQS_WAIT_SECONDS": "1",
+        "RETRY_BACKOFF_BASE_SECONDS": "1",
+        "OUTBOX_POLL_INTERVAL_SECONDS": "0.1",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        "CRM_URL": crm_url,
+        "CRM_API_TOKEN": crm_token,
+        "PUBLIC_URL": bff,
+        "AUTHZ_URL": authz,
+        "AUTHZ_JWKS_URL": f"{authz}/.well-known/jwks.json",
+        "REGISTRATION_URL": f"http://127.0.0.1:{ports['registration']}",
+    }
