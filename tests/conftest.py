@@ -2,6 +2,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from alta_devstack.crm_standin import CrmStandin
 from alta_devstack.smtp_sink import SmtpSink
 from alta_devstack.sqs import QueueUrls

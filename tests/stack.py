@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from alta_devstack.ports import find_free_port
 from alta_devstack.sqs import QueueUrls
 

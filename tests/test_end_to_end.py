@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
 from alta_devstack.crm_standin import CrmStandin
 from alta_devstack.smtp_sink import SmtpSink
 

@@ -8,12 +8,13 @@ import httpx
 import jwt
 import psycopg
 import pytest
+from pydantic import ValidationError
+
 from alta_authz.app import create_app
 from alta_authz.settings import Settings
 from alta_common.passwords import PasswordHasher
 from alta_devstack.ports import find_free_port
 from alta_devstack.servers import ServerThread
-from pydantic import ValidationError
 
 PASSWORD = "a perfectly long password"
 CONFIRMED = uuid.uuid4()

@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from aiobotocore.session import get_session
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
 from alta_common.events import RegistrationEvent
 from alta_crm_integration.app import create_app
 from alta_crm_integration.handler import DeliveryStats
@@ -16,8 +19,6 @@ from alta_devstack.crm_standin import CrmStandin
 from alta_devstack.ports import find_free_port
 from alta_devstack.servers import ServerThread
 from alta_devstack.sqs import QueueUrls
-from pydantic import SecretStr
-from starlette.applications import Starlette
 
 
 @dataclass(frozen=True)

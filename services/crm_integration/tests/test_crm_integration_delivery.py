@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
+
 from alta_common.events import EventType, RegistrationEvent
 from alta_crm_integration.app import create_app
 from alta_crm_integration.settings import Settings
@@ -18,7 +20,6 @@ from alta_devstack.crm_standin import CrmStandin
 from alta_devstack.ports import find_free_port
 from alta_devstack.servers import ServerThread
 from alta_devstack.sqs import QueueUrls
-from pydantic import SecretStr
 
 Publish = Callable[..., Awaitable[None]]
 

@@ -4,12 +4,13 @@ import asyncio
 import time
 
 import pytest
+from psycopg import OperationalError
+from pydantic import SecretStr
+
 from alta_common.db import apply_migrations, open_pool
 from alta_common.settings import DatabaseSettings
 from alta_crm_integration.rate_limiter import RateLimiterSaturated, SharedRateLimiter
 from alta_devstack.ports import find_free_port
-from psycopg import OperationalError
-from pydantic import SecretStr
 
 
 def most_in_one_second(times: list[float]) -> int:

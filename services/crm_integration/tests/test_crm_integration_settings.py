@@ -4,9 +4,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from pydantic import SecretStr, ValidationError
+
 from alta_crm_integration.crm_client import Outcome, classify, parse_retry_after
 from alta_crm_integration.settings import Settings
-from pydantic import SecretStr, ValidationError
 
 
 def test_the_defaults_fit_the_visibility_timeout() -> None:

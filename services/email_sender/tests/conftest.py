@@ -5,13 +5,14 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
+from pydantic import SecretStr
+
 from alta_devstack.ports import find_free_port
 from alta_devstack.servers import ServerThread
 from alta_devstack.smtp_sink import SmtpSink
 from alta_devstack.sqs import QueueUrls
 from alta_email_sender.app import create_app
 from alta_email_sender.settings import Settings
-from pydantic import SecretStr
 
 from .email_sender_support import Queues, StartEmailSender
 

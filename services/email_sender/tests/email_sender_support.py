@@ -8,6 +8,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+
 from alta_common.events import RegistrationEvent
 from alta_devstack.servers import ServerThread
 

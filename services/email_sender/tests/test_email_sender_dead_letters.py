@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from alta_devstack.smtp_sink import SmtpSink
 
 from .email_sender_support import Queues, StartEmailSender, eventually, make_event

@@ -5,6 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
+
 from alta_devstack.smtp_sink import SmtpSink
 
 from .email_sender_support import Queues, StartEmailSender, eventually, make_event

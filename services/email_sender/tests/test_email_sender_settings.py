@@ -1,8 +1,9 @@
 """Settings that would make the service unsafe are refused at start-up."""
 
 import pytest
-from alta_email_sender.settings import Settings
 from pydantic import SecretStr, ValidationError
+
+from alta_email_sender.settings import Settings
 
 
 def test_smtp_timeout_must_stay_well_under_the_visibility_timeout() -> None:

@@ -10,16 +10,17 @@ import httpx
 import psycopg
 import pytest
 from aiobotocore.session import get_session
-from alta_devstack.ports import find_free_port
-from alta_devstack.servers import ServerThread
-from alta_devstack.sqs import QueueUrls
-from alta_registration.app import create_app
-from alta_registration.settings import Settings
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from alta_devstack.ports import find_free_port
+from alta_devstack.servers import ServerThread
+from alta_devstack.sqs import QueueUrls
+from alta_registration.app import create_app
+from alta_registration.settings import Settings
 
 TEST_KID = "test-key"
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+
 from alta_devstack.ports import find_free_port
 from alta_devstack.sqs import SqsServer, create_queues
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from alta_web_bff.app import create_app
 from alta_web_bff.settings import Settings
 

@@ -3,6 +3,7 @@
 import re
 
 import httpx
+
 from alta_web_bff.app import create_app
 from alta_web_bff.settings import Settings
 

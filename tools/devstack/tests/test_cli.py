@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from alta_devstack.ports import find_free_port
 
 

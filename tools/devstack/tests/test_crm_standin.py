@@ -2,6 +2,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from alta_devstack.crm_standin import CrmStandin
 
 CONTACT = {

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from alta_devstack.ports import find_free_port
 from alta_devstack.postgres import EmbeddedPostgres
 

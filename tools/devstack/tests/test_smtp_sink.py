@@ -2,6 +2,7 @@ from email.message import EmailMessage
 
 import aiosmtplib
 import pytest
+
 from alta_devstack.smtp_sink import SmtpSink
 
 

@@ -2,8 +2,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiobotocore.session import get_session
-from alta_devstack.sqs import QueueUrls, create_queues
 from types_aiobotocore_sqs import SQSClient
+
+from alta_devstack.sqs import QueueUrls, create_queues
 
 
 @pytest.fixture

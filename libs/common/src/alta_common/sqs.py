@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -163,8 +164,13 @@ class SqsConsumer:
                 await self._sleep_unless_stopping(delay)
                 continue
             failures = 0
-            if messages:
-                await asyncio.gather(*(self._handle(m) for m in messages))
+            outcomes = await asyncio.gather(
+                *(self._handle(m) for m in messages), return_exceptions=True
+            )
+            for outcome in outcomes:
+                # A message whose handling broke stays in the queue; the loop must go on.
+                if isinstance(outcome, Exception):
+                    log.error("message handling crashed", error=repr(outcome))
 
     async def _receive_unless_stopping(self) -> list[ReceivedMessage]:
         receive = asyncio.ensure_future(self._receive())
@@ -238,7 +244,7 @@ class SqsConsumer:
         if delay is None:
             delay = self.backoff_base_seconds * 2 ** (message.receive_count - 1)
         # SQS allows at most 12 hours of invisibility.
-        seconds = int(min(delay, self.backoff_max_seconds, 43_200))
+        seconds = math.ceil(min(delay, self.backoff_max_seconds, 43_200))
         self.stats.retried += 1
         log.warning(
             "message will be retried",

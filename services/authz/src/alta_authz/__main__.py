@@ -1,5 +1,4 @@
-from alta_common.service import serve
-
 from alta_authz.settings import Settings
+from alta_common.service import serve
 
 serve("alta_authz.app:create_app", Settings())

@@ -4,16 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
-from alta_common.db import apply_migrations, check_database, open_pool
-from alta_common.logging import configure_logging
-from alta_common.passwords import PasswordHasher
-from alta_common.service import create_service_app
-from alta_common.tokens import JwtVerifier
 from starlette.applications import Starlette
 
 from alta_authz.keys import load_signing_key
 from alta_authz.routes import routes
 from alta_authz.settings import Settings
+from alta_common.db import apply_migrations, check_database, open_pool
+from alta_common.logging import configure_logging
+from alta_common.passwords import PasswordHasher
+from alta_common.service import create_service_app
+from alta_common.tokens import JwtVerifier
 
 SERVICE = "authz"
 

@@ -5,10 +5,6 @@ import uuid
 
 import jwt
 import structlog
-from alta_common.emails import EmailNotValidError, canonical_email
-from alta_common.errors import ApiError
-from alta_common.requests import read_json_object, string_fields
-from alta_common.tokens import ALGORITHM, require_principal
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -17,6 +13,10 @@ from alta_authz import repository
 from alta_authz.keys import SigningKey
 from alta_authz.policy import is_allowed
 from alta_authz.settings import Settings
+from alta_common.emails import EmailNotValidError, canonical_email
+from alta_common.errors import ApiError
+from alta_common.requests import read_json_object, string_fields
+from alta_common.tokens import ALGORITHM, require_principal
 
 log = structlog.get_logger("alta.authz")
 

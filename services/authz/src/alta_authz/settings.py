@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from alta_common.settings import DatabaseSettings, ServiceSettings
 from pydantic import SecretStr, model_validator
+
+from alta_common.settings import DatabaseSettings, ServiceSettings
 
 
 class Settings(ServiceSettings, DatabaseSettings):

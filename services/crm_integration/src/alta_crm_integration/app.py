@@ -6,13 +6,13 @@ Its HTTP port serves only /healthz and /readyz.
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from starlette.applications import Starlette
+
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.http_client import create_http_client
 from alta_common.logging import configure_logging
 from alta_common.service import create_service_app
 from alta_common.sqs import open_sqs_client
-from starlette.applications import Starlette
-
 from alta_crm_integration.crm_client import CrmClient
 from alta_crm_integration.handler import CrmSyncHandler
 from alta_crm_integration.rate_limiter import SharedRateLimiter

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
-from alta_common.events import RegistrationEvent
 from pydantic import SecretStr
+
+from alta_common.events import RegistrationEvent
 
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 SUPPORTED_EVENT_TYPES = frozenset({"registration.created", "registration.confirmed"})

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
-from alta_common.events import RegistrationEvent
-from alta_common.sqs import ReceivedMessage, Reject, RetryLater
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -19,6 +17,8 @@ from tenacity import (
     stop_before_delay,
 )
 
+from alta_common.events import RegistrationEvent
+from alta_common.sqs import ReceivedMessage, Reject, RetryLater
 from alta_crm_integration.crm_client import SUPPORTED_EVENT_TYPES, CrmAnswer, CrmClient, Outcome
 from alta_crm_integration.rate_limiter import RateLimiterSaturated, SharedRateLimiter
 from alta_crm_integration.repository import ClaimState, DeliveryRepository

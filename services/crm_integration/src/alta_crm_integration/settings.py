@@ -2,13 +2,14 @@
 
 from typing import Self
 
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+
 from alta_common.settings import (
     DatabaseSettings,
     ServiceSettings,
     SqsSettings,
     require_real_secret,
 )
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 DEV_CRM_API_TOKEN = "dev-crm-token"  # noqa: S105 (the development default, refused in production)
 

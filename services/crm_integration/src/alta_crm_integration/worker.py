@@ -5,21 +5,15 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
-from alta_common.sqs import MessageHandler, SqsConsumer, queue_url
 
+from alta_common.sqs import MessageHandler, SqsConsumer, queue_url
 from alta_crm_integration.settings import Settings
 
 log = structlog.get_logger("alta.crm_integration")
 
-RESTART_DELAY_SECONDS = 5.0
-
 
 class ConsumerWorker:
-    """Finds the queues, then runs the consumer until stopped.
-
-    An error that escapes `SqsConsumer.run` ends all its pollers; the consumer is started
-    again rather than leaving a live process that consumes nothing.
-    """
+    """Finds the queues (waiting for SQS if need be), then runs the consumer until stopped."""
 
     def __init__(self, sqs: Any, settings: Settings, handler: MessageHandler) -> None:
         self._sqs = sqs
@@ -27,7 +21,6 @@ class ConsumerWorker:
         self._handler = handler
         self._consumer: SqsConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self.queue_url: str | None = None
 
     @property
@@ -39,7 +32,6 @@ class ConsumerWorker:
 
     async def stop(self, timeout_seconds: float) -> None:
         """Lets the batches in hand finish (up to `timeout_seconds`), then stops."""
-        self._stopping = True
         if self._task is None:
             return
         if self._consumer is not None:
@@ -78,12 +70,7 @@ class ConsumerWorker:
             backoff_base_seconds=settings.retry_backoff_base_seconds,
         )
         log.info("consuming", queue=settings.crm_queue_name, pollers=settings.consumer_pollers)
-        while not self._stopping:
-            try:
-                await self._consumer.run()
-            except Exception:
-                log.exception("consumer failed, restarting", restart_in=RESTART_DELAY_SECONDS)
-                await asyncio.sleep(RESTART_DELAY_SECONDS)
+        await self._consumer.run()
 
     async def _warn_if_visibility_is_shorter(self, url: str) -> None:
         # Our retry budget and delivery leases assume the queue hides a message at least as long.

@@ -4,12 +4,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from starlette.applications import Starlette
+
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.logging import configure_logging
 from alta_common.service import create_service_app
 from alta_common.sqs import SqsConsumer, open_sqs_client, queue_url
-from starlette.applications import Starlette
-
 from alta_email_sender.emails import EmailComposer
 from alta_email_sender.handler import EmailEventHandler
 from alta_email_sender.mailer import Mailer

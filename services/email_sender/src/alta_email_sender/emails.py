@@ -9,8 +9,9 @@ from email.utils import format_datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from alta_common.events import RegistrationEvent
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from alta_common.events import RegistrationEvent
 
 EmailKind = Literal["confirmation", "already_registered"]
 

@@ -3,10 +3,10 @@
 import hashlib
 
 import structlog
-from alta_common.events import RegistrationEvent
-from alta_common.sqs import ReceivedMessage, Reject, RetryLater
 from pydantic import ValidationError
 
+from alta_common.events import RegistrationEvent
+from alta_common.sqs import ReceivedMessage, Reject, RetryLater
 from alta_email_sender.emails import EmailComposer, UnsendableEvent
 from alta_email_sender.mailer import Mailer, SmtpFailed
 from alta_email_sender.repository import DeliveryRepository

@@ -2,14 +2,15 @@
 
 from typing import Literal, Self
 
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
 from alta_common.settings import (
     DatabaseSettings,
     ServiceSettings,
     SqsSettings,
     require_real_secret,
 )
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
 
 SmtpSecurity = Literal["none", "starttls", "tls"]
 

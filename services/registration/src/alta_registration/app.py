@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+from starlette.applications import Starlette
+
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.http_client import create_http_client
 from alta_common.logging import configure_logging
@@ -12,8 +14,6 @@ from alta_common.passwords import PasswordHasher
 from alta_common.service import create_service_app
 from alta_common.sqs import open_sqs_client, queue_url
 from alta_common.tokens import JwtVerifier
-from starlette.applications import Starlette
-
 from alta_registration.outbox_relay import OutboxRelay
 from alta_registration.routes import routes
 from alta_registration.settings import Settings

@@ -7,9 +7,9 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
-from alta_common.sqs import OutgoingMessage, send_batch
 from psycopg_pool import AsyncConnectionPool
 
+from alta_common.sqs import OutgoingMessage, send_batch
 from alta_registration import repository
 
 log = structlog.get_logger("alta.registration.outbox")

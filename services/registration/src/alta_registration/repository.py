@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from alta_common.events import EventType, RegistrationEvent
 from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
+
+from alta_common.events import EventType, RegistrationEvent
 
 
 @dataclass(frozen=True)

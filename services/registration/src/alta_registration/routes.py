@@ -5,14 +5,14 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from alta_common.errors import ApiError
-from alta_common.request_context import current_request_id
-from alta_common.requests import read_json_object, string_fields
-from alta_common.tokens import require_principal
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from alta_common.errors import ApiError
+from alta_common.request_context import current_request_id
+from alta_common.requests import read_json_object, string_fields
+from alta_common.tokens import require_principal
 from alta_registration import repository
 from alta_registration.validation import parse_sign_up
 

@@ -4,16 +4,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from alta_common.http_client import create_http_client
-from alta_common.logging import configure_logging
-from alta_common.service import create_service_app
-from alta_common.tokens import JwtVerifier
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from alta_common.http_client import create_http_client
+from alta_common.logging import configure_logging
+from alta_common.service import create_service_app
+from alta_common.tokens import JwtVerifier
 from alta_web_bff import pages
 from alta_web_bff.backend import AuthzApi, RegistrationApi
 from alta_web_bff.csrf import CsrfGuard

@@ -6,12 +6,12 @@ from typing import Any
 
 import jinja2
 import structlog
-from alta_common.tokens import InvalidToken, JwtVerifier, KeysUnavailable
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from alta_common.tokens import InvalidToken, JwtVerifier, KeysUnavailable
 from alta_web_bff.backend import (
     Account,
     AuthzApi,

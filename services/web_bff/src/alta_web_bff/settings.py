@@ -2,9 +2,10 @@
 
 from urllib.parse import urlsplit
 
-from alta_common.settings import ServiceSettings, require_real_secret
 from pydantic import SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
+
+from alta_common.settings import ServiceSettings, require_real_secret
 
 
 def origin_of(url: str) -> str | None:
