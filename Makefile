@@ -8,17 +8,6 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 PACKAGES := alta_common alta_devstack alta_web_bff alta_authz alta_registration alta_email_sender alta_crm_integration
 
-# Local defaults for `make run`: every value points at the embedded stand-ins.
-# Override any of them from the environment (e.g. DATABASE_URL for your own PostgreSQL).
-export APP_ENV ?= development
-export DATABASE_URL ?= postgresql://postgres@127.0.0.1:54320/alta
-export SQS_ENDPOINT_URL ?= http://127.0.0.1:9324
-export AWS_REGION ?= us-east-1
-# moto accepts any credentials; these are placeholders, not secrets.
-export AWS_ACCESS_KEY_ID ?= local
-export AWS_SECRET_ACCESS_KEY ?= local
-export PUBLIC_URL ?= http://127.0.0.1:8000
-
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Alta needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
@@ -28,6 +17,18 @@ $(UV):
 .PHONY: install ## Install the locked dependencies of every package into .venv
 install: $(UV)
 	$(UV) sync --locked --all-packages
+
+# Local defaults for `make run` only: every value points at the embedded stand-ins. Override
+# any of them from the environment (e.g. DATABASE_URL for your own PostgreSQL). honcho sets
+# PORT for each process, so the Procfile names each service's port itself.
+run: export APP_ENV ?= development
+run: export DATABASE_URL ?= postgresql://postgres@127.0.0.1:54320/alta
+run: export SQS_ENDPOINT_URL ?= http://127.0.0.1:9324
+run: export AWS_REGION ?= us-east-1
+# moto accepts any credentials; these are placeholders, not secrets.
+run: export AWS_ACCESS_KEY_ID ?= local
+run: export AWS_SECRET_ACCESS_KEY ?= local
+run: export PUBLIC_URL ?= http://127.0.0.1:8000
 
 .PHONY: run ## Start the whole stack with embedded stand-ins (Ctrl-C stops it)
 run: install

@@ -85,6 +85,8 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 def _add_service(service: str) -> Any:
     def processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         event_dict.setdefault("service", service)
+        # uvicorn's ANSI-coloured copy of the message adds nothing to a JSON line.
+        event_dict.pop("color_message", None)
         return event_dict
 
     return processor
