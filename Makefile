@@ -35,9 +35,23 @@ run: install
 	@echo "Alta is starting: open $(PUBLIC_URL) (mail lands in .data/mail/, CRM at http://127.0.0.1:8089/contacts)"
 	$(UV) run --no-sync honcho start -f Procfile
 
-.PHONY: test ## Run every test suite (unit, integration, end-to-end)
-test: install
+.PHONY: test ## Check each package's declared dependencies, then run every test suite
+test: install package-deps
 	$(UV) run --no-sync pytest
+
+# Each package alone, in its own environment, must import every one of its modules: an import
+# that works only because another package brought the dependency into .venv fails here.
+.PHONY: package-deps ## Install each package alone and import all its modules
+package-deps: $(UV)
+	@set -e; for package in $(PACKAGES); do \
+		venv=.tools/venvs/$$package; \
+		UV_PROJECT_ENVIRONMENT=$$venv $(UV) sync --quiet --locked --no-dev \
+			--package $$(echo $$package | tr _ -); \
+		$$venv/bin/python -c "import importlib, pkgutil, $$package as p; \
+			[importlib.import_module(m.name) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.') \
+			 if not m.name.endswith('__main__')]" \
+			&& echo "$$package: every module imports with only its declared dependencies"; \
+	done
 
 .PHONY: lint ## ruff format check, ruff lint, mypy --strict
 lint: install
