@@ -11,6 +11,8 @@ EventType = Literal[
     "registration.created",
     # A sign-up with an address that already has an account: "you already have an account" email.
     "registration.duplicate_attempt",
+    # A sign-up again with an address still pending: a fresh confirmation email, no CRM report.
+    "registration.confirmation_reissued",
     # The address was confirmed: CRM status update.
     "registration.confirmed",
 ]
@@ -28,5 +30,6 @@ class RegistrationEvent(BaseModel):
     status: Literal["pending", "confirmed"]
     registered_at: datetime
     request_id: str | None = None
-    # Only on registration.created, only on the email queue; the database keeps just its hash.
+    # Only on the email queue's confirmation events; the database keeps just the token's hash.
     confirmation_token: str | None = None
+    confirmation_expires_at: datetime | None = None

@@ -145,7 +145,17 @@ class SqsConsumer:
     def stop(self) -> None:
         self._stopping.set()
 
+    def check_healthy(self) -> None:
+        """Readiness: raises unless a receive succeeded recently (SQS reachable, credentials ok)."""
+        last = self.stats.last_receive_ok
+        now = asyncio.get_running_loop().time()
+        # A long poll takes up to `wait_seconds`; allow a few failed rounds before complaining.
+        if last is None or now - last > self.wait_seconds + 30:
+            raise RuntimeError("no successful receive from the queue recently")
+
     async def run(self) -> None:
+        # Counted as healthy from the start; the first long poll may take `wait_seconds`.
+        self.stats.last_receive_ok = asyncio.get_running_loop().time()
         async with asyncio.TaskGroup() as group:
             for _ in range(self.pollers):
                 group.create_task(self._poll_loop())
