@@ -10,18 +10,31 @@ import structlog
 from structlog.types import EventDict, WrappedLogger
 
 REDACTED = "[REDACTED]"
-_SECRET_KEY = re.compile(
-    r"pass(word)?|token|secret|authorization|cookie|credential|api[_-]?key|csrf|jwt|hash",
-    re.IGNORECASE,
+# Key names that hold secrets (a pattern of names, not a secret itself).
+_SECRET_WORDS = "|".join(
+    [
+        *("pass(?:word)?", "token", "secret", "authorization", "cookie", "session"),
+        *("credential", "api[_-]?key", "csrf", "jwt", "hash"),
+    ]
 )
-# Links that carry a one-time token, and bearer tokens inside free text.
-_SECRET_IN_TEXT = re.compile(
-    r"((?:token|password)=)[^&\s\"']+|(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I
-)
+_SECRET_KEY = re.compile(_SECRET_WORDS, re.IGNORECASE)
+_SECRET_IN_TEXT = [
+    # query strings and form bodies: token=…, password=…
+    re.compile(r"(\b\w*(?:token|password|secret)=)[^&\s\"']+", re.IGNORECASE),
+    # JSON text: "password": "…", "confirmation_token": "…"
+    re.compile(rf"(\"[\w-]*(?:{_SECRET_WORDS})[\w-]*\"\s*:\s*\")[^\"]*", re.IGNORECASE),
+    # Authorization and Cookie header values
+    re.compile(r"((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
+    re.compile(r"((?:^|[\s;,])alta_\w+=)[^;\s,]+"),
+    # a JWT anywhere: header.payload.signature, the header always starting with {"
+    re.compile(r"()eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
+]
 
 
 def _redact_text(text: str) -> str:
-    return _SECRET_IN_TEXT.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+    for pattern in _SECRET_IN_TEXT:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
 
 
 def redact(value: Any) -> Any:

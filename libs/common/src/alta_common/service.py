@@ -22,7 +22,7 @@ def create_service_app(
     settings: ServiceSettings,
     *,
     routes: Sequence[BaseRoute],
-    lifespan: Lifespan[Any],
+    lifespan: Lifespan[Any] | None = None,
     exception_handlers: dict[Any, Any] | None = None,
     middleware: Sequence[Middleware] = (),
 ) -> Starlette:

@@ -1,5 +1,6 @@
 """JWT verification against authz's JWKS, done locally by every service."""
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,10 @@ class Principal:
 class JwtVerifier:
     """Verifies access tokens with keys from the JWKS, cached.
 
-    An unknown `kid` triggers at most one refetch per `refresh_interval_seconds`, so a key
-    rotation is picked up quickly but forged kids cannot make us hammer authz.
+    The key set is refetched when it is older than `max_age_seconds` (so a key removed from
+    the JWKS stops being trusted) and when a token names an unknown `kid` (so a rotation is
+    picked up at once), but at most once per `refresh_interval_seconds` and one fetch at a
+    time, so forged kids or an authz outage cannot make every request hammer authz.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class JwtVerifier:
         audience: str,
         leeway_seconds: float = 5.0,
         refresh_interval_seconds: float = 30.0,
+        max_age_seconds: float = 300.0,
     ) -> None:
         self._http = http
         self._jwks_url = jwks_url
@@ -57,8 +61,11 @@ class JwtVerifier:
         self._audience = audience
         self._leeway = leeway_seconds
         self._refresh_interval = refresh_interval_seconds
+        self._max_age = max_age_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
+        self._loaded_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._refresh_lock = asyncio.Lock()
         if static_jwks is not None:
             # The issuer itself verifies with its own keys and never fetches.
             self._load(static_jwks)
@@ -92,32 +99,40 @@ class JwtVerifier:
         return Principal(subject=str(claims["sub"]), roles=frozenset(roles), claims=claims)
 
     async def _key(self, kid: str) -> jwt.PyJWK:
+        if self._http is not None:
+            now = time.monotonic()
+            stale = now - self._loaded_at > self._max_age
+            if (kid not in self._keys or stale) and not await self._refresh():
+                if kid not in self._keys:
+                    raise KeysUnavailable("the signing keys could not be fetched")
+                # authz is unreachable: keep trusting the keys we had until it answers again.
+                log.warning("jwks is stale and could not be refreshed")
         key = self._keys.get(kid)
-        due = time.monotonic() - self._fetched_at >= self._refresh_interval
-        if key is None and self._http is not None and due:
-            if not await self._refresh():
-                raise KeysUnavailable("the signing keys could not be fetched")
-            key = self._keys.get(kid)
         if key is None:
             raise InvalidToken("unknown signing key")
         return key
 
     async def _refresh(self) -> bool:
+        """Fetch the JWKS unless a fetch happened lately; returns whether the keys are usable."""
         assert self._http is not None
-        try:
-            response = await self._http.get(self._jwks_url)
-            response.raise_for_status()
-            self._load(response.json())
-        except (httpx.HTTPError, jwt.PyJWTError, ValueError) as exc:
-            log.warning("jwks fetch failed", error=repr(exc))
-            return False
-        # Only a successful fetch starts the quiet interval, so an outage is retried at once.
-        self._fetched_at = time.monotonic()
-        return True
+        async with self._refresh_lock:
+            now = time.monotonic()
+            if now - self._attempted_at < self._refresh_interval:
+                return bool(self._keys)
+            self._attempted_at = now
+            try:
+                response = await self._http.get(self._jwks_url)
+                response.raise_for_status()
+                self._load(response.json())
+            except (httpx.HTTPError, jwt.PyJWTError, ValueError) as exc:
+                log.warning("jwks fetch failed", error=repr(exc))
+                return False
+            return True
 
     def _load(self, jwks: dict[str, Any]) -> None:
         key_set = jwt.PyJWKSet.from_dict(jwks)
         self._keys = {k.key_id: k for k in key_set.keys if k.key_id}
+        self._loaded_at = time.monotonic()
 
 
 def bearer_token(request: Request) -> str | None:
