@@ -1,5 +1,6 @@
 """The whole system as separate processes, the way `make run` starts it, on free ports."""
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
+from aiobotocore.session import get_session
 
 from alta_devstack.ports import find_free_port
 from alta_devstack.sqs import QueueUrls
@@ -50,6 +53,32 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def is_quiet(self) -> bool:
+        """Nothing left in flight: the outbox is empty and both queues hold no message."""
+        with psycopg.connect(self.env["DATABASE_URL"]) as conn:
+            row = conn.execute("SELECT count(*) FROM registration.outbox").fetchone()
+        if row is None or row[0] > 0:
+            return False
+        return asyncio.run(self._queues_empty())
+
+    async def _queues_empty(self) -> bool:
+        names = ("EMAIL_QUEUE_NAME", "CRM_QUEUE_NAME")
+        async with get_session().create_client(
+            "sqs", endpoint_url=self.env["SQS_ENDPOINT_URL"]
+        ) as sqs:
+            for name in names:
+                url = (await sqs.get_queue_url(QueueName=self.env[name]))["QueueUrl"]
+                counts = await sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )
+                if any(int(v) for v in counts["Attributes"].values()):
+                    return False
+        return True
 
     def logs(self) -> str:
         return "\n".join(path.read_text() for path in sorted(self.log_dir.glob("*.log")))
@@ -95,6 +124,7 @@ def stack_environment(
         "SQS_WAIT_SECONDS": "1",
         "RETRY_BACKOFF_BASE_SECONDS": "1",
         "OUTBOX_POLL_INTERVAL_SECONDS": "0.1",
+        "ACCOUNT_NOTICE_INTERVAL_SECONDS": "0",
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_port),
         "CRM_URL": crm_url,

@@ -114,6 +114,14 @@ async def test_an_unconfirmed_user_cannot_log_in(client: httpx.AsyncClient) -> N
     ("kwargs", "status"),
     [
         ({"content": b"{", "headers": {"content-type": "application/json"}}, 400),
+        ({"content": b"[" * 10_000, "headers": {"content-type": "application/json"}}, 400),
+        (
+            {
+                "content": b'{"email": "ok@example.com", "password": "abcdefgh\\ud800"}',
+                "headers": {"content-type": "application/json"},
+            },
+            422,
+        ),
         ({"json": {"email": "ok@example.com"}}, 422),
         ({"json": {"email": ["ok@example.com"], "password": PASSWORD}}, 422),
         ({"data": {"email": "ok@example.com", "password": PASSWORD}}, 415),

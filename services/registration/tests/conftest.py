@@ -74,6 +74,7 @@ def registration_factory(
             "email_queue_name": sqs_queues["email"].name,
             "crm_queue_name": sqs_queues["crm"].name,
             "outbox_poll_interval_seconds": 0.05,
+            "account_notice_interval_seconds": 0,
             "authz_jwks_url": jwks_url,
             **overrides,
         }

@@ -25,21 +25,18 @@ async def test_sign_ups_succeed_while_sqs_is_down_and_are_published_when_it_retu
 ) -> None:
     port = find_free_port()
     sqs = SqsServer(port=port)
-    sqs.start()
-    queues = await create_queues(sqs.endpoint_url, ["email", "crm"])
+    # The service starts, and stays ready, with SQS unreachable.
     service = registration_factory(
         sqs_endpoint_url=sqs.endpoint_url, email_queue_name="email", crm_queue_name="crm"
     )
-    sqs.stop()
     try:
         async with httpx.AsyncClient(base_url=service.url, timeout=15) as client:
+            assert (await client.get("/readyz")).status_code == 200
             for i in range(3):
                 body = {"email": f"u{i}@example.com", "name": "U", "password": "long enough pw"}
                 assert (await client.post("/registrations", json=body)).status_code == 202
         assert service.sql("SELECT count(*) FROM registration.outbox") == [(6,)]
 
-        # A restarted moto has lost its queues; recreating them is what the infrastructure does.
-        sqs = SqsServer(port=port)
         sqs.start()
         queues = await create_queues(sqs.endpoint_url, ["email", "crm"])
         await wait_until(lambda: service.sql("SELECT count(*) FROM registration.outbox") == [(0,)])

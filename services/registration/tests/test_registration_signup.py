@@ -1,7 +1,9 @@
 """Sign-up: stored once in canonical form, both events relayed, bad input refused."""
 
+import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -56,17 +58,42 @@ async def test_address_variants_never_make_a_second_account(
     assert registration.sql("SELECT email, name FROM registration.users") == [
         ("ada@example.com", "Ada Lovelace")
     ]
-    # ... the owner is told by email instead, and the CRM hears of one sign-up only.
+    # ... the still-pending owner gets a fresh link instead, and the CRM hears of one sign-up.
     events = await drain_queue(sqs_endpoint, registration.queues["email"].url, expect=2)
     assert sorted(e["type"] for e in events) == [
+        "registration.confirmation_reissued",
         "registration.created",
-        "registration.duplicate_attempt",
     ]
+    assert all(e["confirmation_token"] and e["confirmation_expires_at"] for e in events)
+    crm = await drain_queue(sqs_endpoint, registration.queues["crm"].url, expect=1)
+    assert len(crm) == 1
+
+
+async def test_a_confirmed_owner_is_told_someone_tried_their_address(
+    client: httpx.AsyncClient, registration: RegistrationService, sqs_endpoint: str
+) -> None:
+    await client.post("/registrations", json=VALID)
+    registration.sql("UPDATE registration.users SET status = 'confirmed'")
+
+    response = await client.post("/registrations", json={**VALID, "name": "Mallory"})
+
+    assert (response.status_code, response.json()) == (202, {"status": "accepted"})
+    events = await drain_queue(sqs_endpoint, registration.queues["email"].url, expect=2)
     duplicate = next(e for e in events if e["type"] == "registration.duplicate_attempt")
     assert duplicate["confirmation_token"] is None
     assert duplicate["name"] == "Ada Lovelace"
-    crm = await drain_queue(sqs_endpoint, registration.queues["crm"].url, expect=1)
-    assert len(crm) == 1
+
+
+async def test_repeated_sign_ups_email_the_owner_at_most_once_per_interval(
+    registration_factory: Callable[..., RegistrationService], sqs_endpoint: str
+) -> None:
+    service = registration_factory(account_notice_interval_seconds=300)
+    async with httpx.AsyncClient(base_url=service.url, timeout=15) as client:
+        answers = [(await client.post("/registrations", json=VALID)).json() for _ in range(4)]
+
+    assert answers == [{"status": "accepted"}] * 4
+    events = await drain_queue(sqs_endpoint, service.queues["email"].url, expect=1)
+    assert [e["type"] for e in events] == ["registration.created"]
 
 
 async def test_unicode_normalisation_variants_are_one_address(
@@ -78,6 +105,17 @@ async def test_unicode_normalisation_variants_are_one_address(
     await client.post("/registrations", json={**VALID, "email": decomposed.upper()})
 
     assert registration.sql("SELECT email FROM registration.users") == [(composed,)]
+
+
+async def test_a_unicode_domain_and_its_idna_form_are_one_address(
+    client: httpx.AsyncClient, registration: RegistrationService
+) -> None:
+    await client.post("/registrations", json={**VALID, "email": "ada@B\u00fccher.example"})
+    await client.post("/registrations", json={**VALID, "email": "ada@xn--bcher-kva.example"})
+
+    assert registration.sql("SELECT email FROM registration.users") == [
+        ("ada@xn--bcher-kva.example",)
+    ]
 
 
 LONG = "x" * 200
@@ -92,6 +130,9 @@ LONG = "x" * 200
         ({**VALID, "name": "   "}, 422, "invalid_input", "name"),
         ({**VALID, "name": "n" * 101}, 422, "invalid_input", "name"),
         ({**VALID, "name": "Ada\u0000"}, 422, "invalid_input", "name"),
+        ({**VALID, "name": "Ada\uffff"}, 422, "invalid_input", "name"),
+        ({**VALID, "name": "Ada\ud800"}, 422, "invalid_input", "name"),
+        ({**VALID, "password": "abcdefgh\ud800"}, 422, "invalid_input", "password"),
         ({**VALID, "password": "short"}, 422, "invalid_input", "password"),
         ({**VALID, "password": "p" * 129}, 422, "invalid_input", "password"),
         ({**VALID, "password": "Password123"}, 422, "invalid_input", "password"),
@@ -108,7 +149,10 @@ async def test_invalid_fields_are_refused_with_a_message_per_field(
     code: str,
     field: str,
 ) -> None:
-    response = await client.post("/registrations", json=body)
+    # json.dumps escapes lone surrogates as \\ud800, as a browser's JSON.stringify does.
+    response = await client.post(
+        "/registrations", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == status
     error = response.json()["error"]

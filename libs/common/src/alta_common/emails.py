@@ -6,10 +6,11 @@ __all__ = ["EmailNotValidError", "canonical_email"]
 
 
 def canonical_email(address: str) -> str:
-    """NFC-normalised, lower-cased, IDNA domain; raises EmailNotValidError.
+    """NFC-normalised local part, ASCII (IDNA) domain, lower-cased; raises EmailNotValidError.
 
-    Case and Unicode-normalisation variants of an address map to the same string, so a unique
-    index on it stops them from creating a second account, and login finds the account.
+    Case, Unicode-normalisation and IDNA variants of an address map to the same string, so a
+    unique index on it stops them from creating a second account, and login finds the account.
+    The domain is kept in the ASCII form every mail relay accepts.
     """
     result = validate_email(address.strip(), check_deliverability=False)
-    return result.normalized.lower()
+    return f"{result.local_part}@{result.ascii_domain}".lower()

@@ -32,6 +32,7 @@ class OutboxRow:
 
 
 ConfirmOutcome = Literal["confirmed", "already_confirmed", "expired", "invalid"]
+RegisterOutcome = Literal["created", "reissued", "notified", "throttled"]
 
 
 def token_hash(token: str) -> bytes:
@@ -39,7 +40,11 @@ def token_hash(token: str) -> bytes:
 
 
 def _event(
-    user: User, type_: EventType, request_id: str | None, token: str | None = None
+    user: User,
+    type_: EventType,
+    request_id: str | None,
+    token: str | None = None,
+    token_expires_at: datetime | None = None,
 ) -> RegistrationEvent:
     return RegistrationEvent(
         event_id=uuid.uuid4(),
@@ -52,6 +57,7 @@ def _event(
         registered_at=user.registered_at,
         request_id=request_id,
         confirmation_token=token,
+        confirmation_expires_at=token_expires_at,
     )
 
 
@@ -73,51 +79,83 @@ async def register(
     password_hash: str,
     token: str,
     token_ttl: timedelta,
+    notice_interval: timedelta,
     request_id: str | None,
-) -> bool:
-    """Store a pending user, its confirmation token and the outbox events in one transaction.
+) -> RegisterOutcome:
+    """Store a sign-up and the events it causes, all in one transaction.
 
-    When the address already has an account nothing about it changes; the owner is told by
-    email instead. Returns whether a new account was created.
+    A new address gets a pending user, a confirmation token and events for both queues. An
+    address that already has an account is left as it is and its owner is emailed instead,
+    at most once per `notice_interval`: a fresh confirmation link (carrying this sign-up's
+    password) while still pending, an "already have an account" notice once confirmed.
     """
     async with conn.transaction():
         cursor = await conn.cursor(row_factory=class_row(User)).execute(
-            "INSERT INTO registration.users (id, email, name, password_hash, status)"
-            " VALUES (%s, %s, %s, %s, 'pending') ON CONFLICT (email) DO NOTHING"
+            "INSERT INTO registration.users"
+            " (id, email, name, password_hash, status, last_notice_at)"
+            " VALUES (%s, %s, %s, %s, 'pending', now()) ON CONFLICT (email) DO NOTHING"
             " RETURNING id, email, name, status, registered_at, confirmed_at",
             (uuid.uuid4(), email, name, password_hash),
         )
         created = await cursor.fetchone()
-        if created is None:
-            existing = await _user_by_email(conn, email)
+        if created is not None:
+            expires_at = await _insert_token(conn, created.id, token, token_ttl, None)
+            created_event = _event(created, "registration.created", request_id, token, expires_at)
+            await _enqueue(conn, "email", created_event, request_id)
             await _enqueue(
-                conn,
-                "email",
-                _event(existing, "registration.duplicate_attempt", request_id),
-                request_id,
+                conn, "crm", _event(created, "registration.created", request_id), request_id
             )
-            return False
-        await conn.execute(
-            "INSERT INTO registration.confirmation_tokens (token_hash, user_id, expires_at)"
-            " VALUES (%s, %s, now() + %s)",
-            (token_hash(token), created.id, token_ttl),
-        )
-        await _enqueue(
-            conn, "email", _event(created, "registration.created", request_id, token), request_id
-        )
-        await _enqueue(conn, "crm", _event(created, "registration.created", request_id), request_id)
-        return True
+            return "created"
+
+        existing = await _claim_notice(conn, email, notice_interval)
+        if existing is None:
+            return "throttled"
+        if existing.status == "pending":
+            # The newest link replaces the older ones.
+            await conn.execute(
+                "DELETE FROM registration.confirmation_tokens"
+                " WHERE user_id = %s AND used_at IS NULL",
+                (existing.id,),
+            )
+            expires_at = await _insert_token(conn, existing.id, token, token_ttl, password_hash)
+            reissued = _event(
+                existing, "registration.confirmation_reissued", request_id, token, expires_at
+            )
+            await _enqueue(conn, "email", reissued, request_id)
+            return "reissued"
+        duplicate = _event(existing, "registration.duplicate_attempt", request_id)
+        await _enqueue(conn, "email", duplicate, request_id)
+        return "notified"
 
 
-async def _user_by_email(conn: AsyncConnection[Any], email: str) -> User:
-    cursor = await conn.cursor(row_factory=class_row(User)).execute(
-        "SELECT id, email, name, status, registered_at, confirmed_at"
-        " FROM registration.users WHERE email = %s",
-        (email,),
+async def _insert_token(
+    conn: AsyncConnection[Any],
+    user_id: uuid.UUID,
+    token: str,
+    ttl: timedelta,
+    password_hash: str | None,
+) -> datetime:
+    cursor = await conn.execute(
+        "INSERT INTO registration.confirmation_tokens"
+        " (token_hash, user_id, expires_at, password_hash)"
+        " VALUES (%s, %s, now() + %s, %s) RETURNING expires_at",
+        (token_hash(token), user_id, ttl, password_hash),
     )
-    user = await cursor.fetchone()
-    assert user is not None, "the conflicting row exists: users are never deleted"
-    return user
+    row = await cursor.fetchone()
+    assert row is not None
+    expires_at: datetime = row[0]
+    return expires_at
+
+
+async def _claim_notice(conn: AsyncConnection[Any], email: str, interval: timedelta) -> User | None:
+    """The account, if its owner may be emailed now (and record that they were)."""
+    cursor = await conn.cursor(row_factory=class_row(User)).execute(
+        "UPDATE registration.users SET last_notice_at = now()"
+        " WHERE email = %s AND (last_notice_at IS NULL OR last_notice_at <= now() - %s)"
+        " RETURNING id, email, name, status, registered_at, confirmed_at",
+        (email, interval),
+    )
+    return await cursor.fetchone()
 
 
 async def user_by_id(conn: AsyncConnection[Any], user_id: uuid.UUID) -> User | None:
@@ -133,7 +171,8 @@ async def confirm(conn: AsyncConnection[Any], token: str, request_id: str | None
     """Use a confirmation token once; confirming also queues the CRM status update."""
     async with conn.transaction():
         cursor = await conn.cursor(row_factory=dict_row).execute(
-            "SELECT t.user_id, t.used_at, t.expires_at < now() AS expired, u.status"
+            "SELECT t.user_id, t.used_at, t.expires_at < now() AS expired, u.status,"
+            " t.password_hash"
             " FROM registration.confirmation_tokens t"
             " JOIN registration.users u ON u.id = t.user_id"
             " WHERE t.token_hash = %s FOR UPDATE",
@@ -151,9 +190,10 @@ async def confirm(conn: AsyncConnection[Any], token: str, request_id: str | None
             (token_hash(token),),
         )
         updated = await conn.cursor(row_factory=class_row(User)).execute(
-            "UPDATE registration.users SET status = 'confirmed', confirmed_at = now()"
+            "UPDATE registration.users SET status = 'confirmed', confirmed_at = now(),"
+            " password_hash = coalesce(%s, password_hash)"
             " WHERE id = %s RETURNING id, email, name, status, registered_at, confirmed_at",
-            (row["user_id"],),
+            (row["password_hash"], row["user_id"]),
         )
         user = await updated.fetchone()
         assert user is not None
@@ -173,12 +213,3 @@ async def claim_outbox_batch(conn: AsyncConnection[Any], limit: int) -> list[Out
 
 async def delete_published(conn: AsyncConnection[Any], ids: list[int]) -> None:
     await conn.execute("DELETE FROM registration.outbox WHERE id = ANY(%s)", (ids,))
-
-
-async def outbox_lag_seconds(conn: AsyncConnection[Any]) -> float:
-    """Age of the oldest unpublished row (0 when the outbox is empty)."""
-    cursor = await conn.execute(
-        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0) FROM registration.outbox"
-    )
-    row = await cursor.fetchone()
-    return float(row[0]) if row else 0.0

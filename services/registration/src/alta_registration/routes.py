@@ -31,9 +31,10 @@ async def create_registration(request: Request) -> JSONResponse:
             password_hash=password_hash,
             token=secrets.token_urlsafe(32),
             token_ttl=timedelta(hours=state.settings.confirmation_token_ttl_hours),
+            notice_interval=timedelta(seconds=state.settings.account_notice_interval_seconds),
             request_id=current_request_id(),
         )
-    # The same answer whether or not the address already had an account.
+    # The same answer whatever happened: a new account, an existing one, a throttled notice.
     return JSONResponse({"status": "accepted"}, status_code=202)
 
 

@@ -8,6 +8,9 @@ class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
     # Concurrent argon2id hashes per replica (19 MiB each).
     password_hash_concurrency: int = 2
     confirmation_token_ttl_hours: int = 24
+    # At most one email per account per interval for repeated sign-ups, so nobody can flood
+    # an address by signing up with it again and again.
+    account_notice_interval_seconds: int = 300
     outbox_batch_size: int = 10
     outbox_poll_interval_seconds: float = 0.5
     authz_jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"

@@ -43,7 +43,9 @@ def _name_error(name: str) -> str | None:
     low, high = NAME_LENGTH
     if not low <= len(name) <= high:
         return f"Enter a name of {low} to {high} characters."
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+    # Control, format, surrogate, private-use and unassigned code points (U+FFFF and the like)
+    # have no place in a name, and some cannot travel in an SQS message at all.
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in name):
         return "The name contains characters that cannot be used."
     return None
 

@@ -201,10 +201,6 @@ class RegistrationApi:
             return NotSignedIn()
         return _unexpected("registration", response)
 
-    async def check_alive(self) -> None:
-        response = await self._http.get(f"{self._base_url}/healthz")
-        response.raise_for_status()
-
 
 @dataclass(frozen=True)
 class LoggedIn:
@@ -276,7 +272,3 @@ class AuthzApi:
                 LoginRefusal.TOO_MANY_ATTEMPTS, retry_after=response.headers.get("retry-after")
             )
         return _unexpected("authz", response)
-
-    async def check_keys(self) -> None:
-        response = await self._http.get(self.jwks_url)
-        response.raise_for_status()
