@@ -3,7 +3,7 @@
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -15,8 +15,12 @@ from alta_devstack.servers import ServerThread
 StartEmailSender = Callable[..., ServerThread]
 
 
+CONFIRMATION_EVENT_TYPES = ["registration.created", "registration.confirmation_reissued"]
+
+
 def make_event(type: str = "registration.created", **overrides: Any) -> RegistrationEvent:
     now = datetime.now(UTC)
+    confirms = type in CONFIRMATION_EVENT_TYPES
     fields: dict[str, Any] = {
         "event_id": uuid4(),
         "type": type,
@@ -26,7 +30,8 @@ def make_event(type: str = "registration.created", **overrides: Any) -> Registra
         "name": "Ada Lovelace",
         "status": "pending",
         "registered_at": now,
-        "confirmation_token": "tok-" + uuid4().hex if type == "registration.created" else None,
+        "confirmation_token": "tok-" + uuid4().hex if confirms else None,
+        "confirmation_expires_at": now + timedelta(hours=24) if confirms else None,
     }
     fields.update(overrides)
     return RegistrationEvent.model_validate(fields)
@@ -73,7 +78,22 @@ class Queues:
         return all(int(count) == 0 for count in response["Attributes"].values())
 
     async def dead_letters(self) -> list[str]:
+        return [body for body, _ in await self.dead_letters_with_reasons()]
+
+    async def dead_letters_with_reasons(self) -> list[tuple[str, str | None]]:
+        """Bodies, with the reason the service gave when it dead-lettered one itself."""
         response = await self.client.receive_message(
-            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            QueueUrl=self.dlq_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
         )
-        return [message["Body"] for message in response.get("Messages", [])]
+        return [
+            (
+                message["Body"],
+                message.get("MessageAttributes", {})
+                .get("dead_letter_reason", {})
+                .get("StringValue"),
+            )
+            for message in response.get("Messages", [])
+        ]

@@ -9,6 +9,9 @@ from alta_devstack.smtp_sink import SmtpSink
 from .email_sender_support import Queues, StartEmailSender, eventually, make_event
 
 _CREATED_WITHOUT_TOKEN = make_event(confirmation_token=None).model_dump_json()
+_REISSUED_WITHOUT_TOKEN = make_event(
+    "registration.confirmation_reissued", confirmation_token=None
+).model_dump_json()
 _CONFIRMED = make_event("registration.confirmed", confirmation_token=None).model_dump_json()
 
 
@@ -19,6 +22,7 @@ _CONFIRMED = make_event("registration.confirmed", confirmation_token=None).model
         pytest.param(json.dumps({"type": "registration.created", "token": "x"}), id="incomplete"),
         pytest.param(_CONFIRMED, id="event-type-not-for-email"),
         pytest.param(_CREATED_WITHOUT_TOKEN, id="created-without-token"),
+        pytest.param(_REISSUED_WITHOUT_TOKEN, id="reissued-without-token"),
     ],
 )
 async def test_a_message_that_is_not_an_email_goes_to_the_dead_letter_queue(

@@ -44,7 +44,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 composer=EmailComposer(
                     public_url=settings.public_url,
                     sender=settings.email_from,
-                    confirmation_ttl_hours=settings.confirmation_link_ttl_hours,
                 ),
                 mailer=Mailer(settings),
                 deliveries=DeliveryRepository(pool),
@@ -65,6 +64,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async def check_consumer() -> None:
             if consuming.done():
                 raise RuntimeError("consumer loop is not running")
+            consumer.check_healthy()
 
         app.state.readiness_checks = {
             "database": lambda: check_database(pool),

@@ -31,11 +31,37 @@ class Email:
     message: EmailMessage
 
 
+# The events that send the confirmation link: a sign-up, and a sign-up again while pending.
+_CONFIRMATION_EVENTS = frozenset({"registration.created", "registration.confirmation_reissued"})
+
+
+def _expiry_wording(expires_at: datetime | None) -> str:
+    if expires_at is None:
+        # Events from before registration sent the expiry: no number we could vouch for.
+        return "This link is only valid for a limited time."
+    # Every event time is UTC; a naive one just lost its offset on the way.
+    utc = expires_at.astimezone(UTC) if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+    return f"This link expires on {utc.day} {utc:%B %Y at %H:%M} UTC."
+
+
+def _recipient(address: str) -> Address:
+    local, _, domain = address.rpartition("@")
+    try:
+        # Built from its parts: the addr_spec parser refuses a non-ASCII local part, which is
+        # valid with SMTPUTF8.
+        recipient = Address(username=local, domain=domain)
+    except (ValueError, MessageError) as exc:
+        raise UnsendableEvent("recipient address cannot be used in an email") from exc
+    # Quoting would have changed it: not a plain mailbox (spaces, a second "@", a list, ...).
+    if not local or not domain or recipient.addr_spec != address:
+        raise UnsendableEvent("recipient address cannot be used in an email")
+    return recipient
+
+
 class EmailComposer:
-    def __init__(self, *, public_url: str, sender: str, confirmation_ttl_hours: int) -> None:
+    def __init__(self, *, public_url: str, sender: str) -> None:
         self._public_url = public_url.rstrip("/")
         self._sender = sender
-        self._confirmation_ttl_hours = confirmation_ttl_hours
         self._templates = Environment(
             loader=PackageLoader("alta_email_sender", "templates"),
             autoescape=select_autoescape(["html"]),
@@ -44,16 +70,16 @@ class EmailComposer:
         )
 
     def compose(self, event: RegistrationEvent) -> Email:
-        if event.type == "registration.created":
+        if event.type in _CONFIRMATION_EVENTS:
             if not event.confirmation_token:
-                raise UnsendableEvent("registration.created without a confirmation token")
+                raise UnsendableEvent(f"{event.type} without a confirmation token")
             query = urlencode({"token": event.confirmation_token})
             return self._render(
                 event,
                 "confirmation",
                 name=event.name,
                 confirm_url=f"{self._public_url}/confirm?{query}",
-                valid_hours=self._confirmation_ttl_hours,
+                expiry=_expiry_wording(event.confirmation_expires_at),
             )
         if event.type == "registration.duplicate_attempt":
             # No name here: it was typed by whoever tried to sign up, not by the account owner.
@@ -63,10 +89,7 @@ class EmailComposer:
     def _render(self, event: RegistrationEvent, kind: EmailKind, **context: Any) -> Email:
         subject = _SUBJECTS[kind]
         message = EmailMessage()
-        try:
-            message["To"] = Address(addr_spec=event.email)
-        except (ValueError, MessageError) as exc:
-            raise UnsendableEvent("recipient address cannot be used in an email") from exc
+        message["To"] = _recipient(event.email)
         message["From"] = self._sender
         message["Subject"] = subject
         message["Date"] = format_datetime(datetime.now(UTC))

@@ -1,14 +1,18 @@
 """One SQS message: registration event → claim → email → sent."""
 
+import asyncio
 import hashlib
+from uuid import UUID
 
+import psycopg
 import structlog
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from alta_common.events import RegistrationEvent
 from alta_common.sqs import ReceivedMessage, Reject, RetryLater
 from alta_email_sender.emails import EmailComposer, UnsendableEvent
-from alta_email_sender.mailer import Mailer, SmtpFailed
+from alta_email_sender.mailer import Mailer, SmtpFailed, SmtpUtf8Unsupported
 from alta_email_sender.repository import DeliveryRepository
 
 log = structlog.get_logger("alta.email_sender")
@@ -79,15 +83,48 @@ class EmailEventHandler:
 
         try:
             await self._mailer.send(email.message)
+        except SmtpUtf8Unsupported as exc:
+            log.warning("smtp relay cannot take this address", kind=email.kind, error=str(exc))
+            await self._release(event.event_id)
+            raise Reject(str(exc)) from None
         except SmtpFailed as exc:
             log.warning("smtp relay did not accept the email", kind=email.kind, error=str(exc))
-            try:
-                await self._deliveries.release(event.event_id)
-            except Exception as release_error:
-                # Only delays the retry until the claim expires by itself.
-                log.warning("could not release delivery claim", error=repr(release_error))
+            await self._release(event.event_id)
             raise RetryLater(f"smtp relay did not accept the email: {exc}") from None
-        # At-least-once edge: if we stop between the relay's acceptance and this update, the
-        # claim expires and a redelivery sends the email a second time.
-        await self._deliveries.mark_sent(event.event_id)
+        await self._record_sent(event.event_id)
         log.info("email sent", kind=email.kind)
+
+    async def _release(self, event_id: UUID) -> None:
+        try:
+            await self._deliveries.release(event_id)
+        except Exception as exc:
+            # Only delays the retry until the claim expires by itself.
+            log.warning("could not release delivery claim", error=repr(exc))
+
+    async def _record_sent(self, event_id: UUID) -> None:
+        """Mark the email sent, riding out a database blip while our claim still holds.
+
+        If this fails, the claim expires and a redelivery sends the email a second time. The
+        send took at most a third of the claim (see Settings), so trying for another third
+        still ends well before anyone else may take the claim over.
+        """
+        try:
+            async with asyncio.timeout(self._claim_seconds / 3):
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(psycopg.OperationalError),
+                    wait=wait_exponential(multiplier=0.1, max=2),
+                    before_sleep=_log_record_failure,
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._deliveries.mark_sent(event_id)
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            log.error(
+                "email sent but not recorded; a redelivery may send it again", error=repr(exc)
+            )
+            raise
+
+
+def _log_record_failure(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("could not record the sent email, retrying", error=repr(error))

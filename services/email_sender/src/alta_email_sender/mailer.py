@@ -12,6 +12,10 @@ class SmtpFailed(Exception):
     """The relay did not accept the email; it is worth trying again later."""
 
 
+class SmtpUtf8Unsupported(Exception):
+    """The address needs SMTPUTF8 and the relay does not offer it: retrying cannot help."""
+
+
 class Mailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -34,6 +38,11 @@ class Mailer:
                     start_tls=settings.smtp_security == "starttls",
                     timeout=settings.smtp_timeout_seconds,
                 )
+        except aiosmtplib.SMTPNotSupported as exc:
+            # aiosmtplib raises it only for a non-ASCII address on a relay without SMTPUTF8.
+            raise SmtpUtf8Unsupported(
+                "the relay does not support SMTPUTF8, which this address needs"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             # Only the reply code: the reply text may quote the recipient address.
             raise SmtpFailed(f"{type(exc).__name__} {exc.code}") from exc

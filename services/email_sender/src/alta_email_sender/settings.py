@@ -30,8 +30,6 @@ class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
 
     # Where the links in the emails point: the public web_bff origin.
     public_url: str = "http://127.0.0.1:8000"
-    # Only wording in the email; registration decides how long a token really lives.
-    confirmation_link_ttl_hours: int = Field(default=24, ge=1)
     email_from: str = "Alta <no-reply@alta.local>"
 
     smtp_host: str = "127.0.0.1"
