@@ -54,6 +54,8 @@ def settings_factory(
             "crm_timeout_seconds": 2.0,
             "crm_max_attempts": 3,
             "crm_rate_limit_per_second": 90,
+            # Three attempts of 5 s wait and 2 s timeout fit the devstack queues' 30 s.
+            "crm_rate_limit_max_wait_seconds": 5,
             "sqs_visibility_timeout_seconds": 30,
             "sqs_wait_seconds": 1,
             "consumer_pollers": 2,

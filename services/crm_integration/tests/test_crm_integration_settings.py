@@ -1,6 +1,7 @@
 """Settings that could not work are refused at start-up, and Retry-After is read both ways."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -16,9 +17,18 @@ def test_the_defaults_fit_the_visibility_timeout() -> None:
     assert settings.worst_case_handling_seconds <= settings.handling_budget_seconds
 
 
-def test_retries_that_outlast_the_visibility_timeout_are_refused() -> None:
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"crm_max_attempts": 6},
+        # The devstack queues' 30 s cannot hold three 10 s limiter waits.
+        {"sqs_visibility_timeout_seconds": 30},
+        {"crm_rate_limit_max_wait_seconds": 20},
+    ],
+)
+def test_retries_that_outlast_the_visibility_timeout_are_refused(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="SQS_VISIBILITY_TIMEOUT_SECONDS"):
-        Settings(crm_max_attempts=6, sqs_visibility_timeout_seconds=30)
+        Settings(**overrides)
 
 
 @pytest.mark.parametrize("token", ["dev-crm-token", "changeme", ""])

@@ -41,7 +41,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             open_pool(settings, name=SERVICE) as pool,
             open_sqs_client(settings) as sqs,
             create_http_client(
-                base_url=settings.crm_url, timeout_seconds=settings.crm_timeout_seconds
+                base_url=settings.crm_url,
+                timeout_seconds=settings.crm_timeout_seconds,
+                max_connections=settings.crm_max_in_flight,
             ) as http,
         ):
             handler = CrmSyncHandler(
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     name=RATE_LIMIT_NAME,
                     rate_per_second=settings.crm_rate_limit_per_second,
                     jitter_allowance_seconds=settings.crm_rate_limit_jitter_allowance_seconds,
+                    max_in_flight=settings.crm_max_in_flight,
                 ),
                 crm=CrmClient(
                     http,
@@ -64,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.readiness_checks = {
                 "database": lambda: check_database(pool),
                 "sqs": worker.check_queue,
-                "consumer": worker.check_running,
+                "consumer": worker.check_consuming,
             }
             worker.start()
             try:

@@ -20,7 +20,7 @@ from tenacity import (
 from alta_common.events import RegistrationEvent
 from alta_common.sqs import ReceivedMessage, Reject, RetryLater
 from alta_crm_integration.crm_client import SUPPORTED_EVENT_TYPES, CrmAnswer, CrmClient, Outcome
-from alta_crm_integration.rate_limiter import RateLimiterSaturated, SharedRateLimiter
+from alta_crm_integration.rate_limiter import Admission, RateLimiterSaturated, SharedRateLimiter
 from alta_crm_integration.repository import ClaimState, DeliveryRepository
 from alta_crm_integration.settings import Settings
 
@@ -44,6 +44,7 @@ class DeliveryStats:
     crm_unreachable: int = 0
     limiter_wait_seconds_total: float = 0.0
     limiter_wait_seconds_max: float = 0.0
+    limiter_late_slots: int = 0
 
 
 @dataclass
@@ -121,7 +122,16 @@ class CrmSyncHandler:
                 return
             raise _failure(event, answer, progress, self._redelivery_delay(receive_count))
         except RateLimiterSaturated as exc:
-            raise RetryLater(str(exc), delay_seconds=MIN_RETRY_DELAY_SECONDS) from exc
+            # Giving the message back spends one of its receives, and past the queue's
+            # maxReceiveCount a healthy event is dead-lettered. It should be rare: at most
+            # replicas x CRM_MAX_IN_FLIGHT slots are reserved ahead of us (0.4 s of them for two
+            # replicas at 90/s), far less than CRM_RATE_LIMIT_MAX_WAIT_SECONDS; it takes dozens
+            # of replicas, or a retry near the end of its budget. The delay lets those slots go.
+            delay = max(
+                self._settings.crm_rate_limit_max_wait_seconds,
+                self._redelivery_delay(receive_count),
+            )
+            raise RetryLater(str(exc), delay_seconds=delay) from exc
         except _NO_ANSWER as exc:
             raise RetryLater(
                 f"CRM did not answer: {exc!r}", delay_seconds=self._redelivery_delay(receive_count)
@@ -165,23 +175,24 @@ class CrmSyncHandler:
     ) -> CrmAnswer:
         # Every attempt, retries included, spends a slot of the shared budget.
         room = deadline - time.monotonic() - self._settings.crm_timeout_seconds
-        admission = await self._limiter.acquire(
+        async with self._limiter.admit(
             max_wait_seconds=min(self._settings.crm_rate_limit_max_wait_seconds, room)
-        )
-        self._record_limiter_wait(admission.waited_seconds)
-        progress.attempts += 1
-        self.stats.crm_requests += 1
-        context = {
-            "attempt": progress.attempts,
-            "limiter_wait_ms": round(admission.waited_seconds * 1000, 1),
-        }
-        started = time.monotonic()
-        try:
-            answer = await self._crm.send(event)
-        except _NO_ANSWER as exc:
-            self.stats.crm_unreachable += 1
-            log.warning("crm request got no answer", error=repr(exc), **context)
-            raise
+        ) as admission:
+            self._record_admission(admission)
+            progress.attempts += 1
+            self.stats.crm_requests += 1
+            context = {
+                "attempt": progress.attempts,
+                "limiter_wait_ms": round(admission.waited_seconds * 1000, 1),
+                "limiter_late_slots": admission.late_slots,
+            }
+            started = time.monotonic()
+            try:
+                answer = await self._crm.send(event)
+            except _NO_ANSWER as exc:
+                self.stats.crm_unreachable += 1
+                log.warning("crm request got no answer", error=repr(exc), **context)
+                raise
         progress.last_status = answer.status
         if answer.outcome is Outcome.RATE_LIMITED:
             self.stats.crm_rate_limited += 1
@@ -196,9 +207,11 @@ class CrmSyncHandler:
         )
         return answer
 
-    def _record_limiter_wait(self, seconds: float) -> None:
+    def _record_admission(self, admission: Admission) -> None:
+        seconds = admission.waited_seconds
         self.stats.limiter_wait_seconds_total += seconds
         self.stats.limiter_wait_seconds_max = max(self.stats.limiter_wait_seconds_max, seconds)
+        self.stats.limiter_late_slots += admission.late_slots
 
     async def _release(
         self, event: RegistrationEvent, owner: uuid.UUID, progress: _Progress

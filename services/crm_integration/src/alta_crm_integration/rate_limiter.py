@@ -1,10 +1,13 @@
-"""A request rate shared by every replica: send slots reserved in PostgreSQL."""
+"""Admission to the CRM: a request rate shared by every replica (send slots reserved in
+PostgreSQL) and a cap on the requests one replica has open at once."""
 
 import asyncio
 import math
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -12,20 +15,24 @@ from alta_crm_integration.repository import reserve_slot
 
 
 class RateLimiterSaturated(Exception):
-    """The next free slot is further away than the caller may wait."""
+    """No in-flight permit or send slot came free within the time the caller may wait."""
 
 
 @dataclass(frozen=True)
 class Admission:
+    # When the request may go, on the database's clock.
+    slot_at: datetime
     waited_seconds: float
+    # Slots this admission gave up because it woke too late to send on them.
+    late_slots: int
 
 
 class SharedRateLimiter:
     """Evenly spaced send slots (GCRA without burst) kept in one database row.
 
-    Each `acquire` reserves the next slot with one UPDATE on the database's clock, then sleeps
+    Each admission reserves the next slot with one UPDATE on the database's clock, then sleeps
     until it. Replicas thus share one budget whatever their own clocks say, and a database that
-    cannot be reached makes `acquire` raise: nothing is ever sent unlimited.
+    cannot be reached makes `admit` raise: nothing is ever sent unlimited.
     """
 
     def __init__(
@@ -34,28 +41,68 @@ class SharedRateLimiter:
         *,
         name: str,
         rate_per_second: float,
-        jitter_allowance_seconds: float = 0.0,
+        jitter_allowance_seconds: float,
+        max_in_flight: int,
     ) -> None:
         self._pool = pool
         self._name = name
+        self._jitter_allowance_seconds = jitter_allowance_seconds
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         # Rounded up to the database's microseconds: rounding down would fit rate + 1 slots
         # into some second.
         spacing = (1.0 + jitter_allowance_seconds) / rate_per_second
         self.interval = timedelta(microseconds=math.ceil(spacing * 1_000_000))
 
-    async def acquire(self, *, max_wait_seconds: float) -> Admission:
-        """Wait for a slot of our own; raises `RateLimiterSaturated` if none is near enough."""
+    @asynccontextmanager
+    async def admit(self, *, max_wait_seconds: float) -> AsyncIterator[Admission]:
+        """Waits for an in-flight permit, held until the block (the request) ends, then a slot.
+
+        Raises `RateLimiterSaturated` if the permit and a slot cannot both be had within
+        `max_wait_seconds`.
+        """
         started = time.monotonic()
-        slot = await reserve_slot(
-            self._pool,
-            name=self._name,
-            interval=self.interval,
-            max_ahead=timedelta(seconds=max(0.0, max_wait_seconds)),
-        )
-        if slot is None:
-            raise RateLimiterSaturated(f"no {self._name} slot within {max_wait_seconds:.2f} s")
-        # The database read its clock before answering, so this wait can only err late.
-        delay = (slot.at - slot.database_now).total_seconds()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return Admission(waited_seconds=time.monotonic() - started)
+        deadline = started + max(0.0, max_wait_seconds)
+        # The permit comes first: a request waiting for one after its slot would send late.
+        try:
+            async with asyncio.timeout(deadline - time.monotonic()):
+                await self._in_flight.acquire()
+        except TimeoutError:
+            raise RateLimiterSaturated(
+                f"no in-flight permit for {self._name} within {max_wait_seconds:.2f} s"
+            ) from None
+        try:
+            yield await self._wait_for_slot(started, deadline)
+        finally:
+            self._in_flight.release()
+
+    async def _wait_for_slot(self, started: float, deadline: float) -> Admission:
+        late_slots = 0
+        while True:
+            slot = await reserve_slot(
+                self._pool,
+                name=self._name,
+                interval=self.interval,
+                max_ahead=timedelta(seconds=max(0.0, deadline - time.monotonic())),
+            )
+            if slot is None:
+                raise RateLimiterSaturated(
+                    f"no {self._name} slot within {deadline - started:.2f} s"
+                )
+            # The database read its clock before answering, so `due` can only err late: the
+            # request never goes before its slot, but a stall while the answer was on its way
+            # escapes the check below.
+            delay = (slot.at - slot.database_now).total_seconds()
+            due = time.monotonic() + delay
+            if delay > 0:
+                await asyncio.sleep(delay)
+            # Woken late (CPU throttling, a GC pause, a stalled event loop), this request would
+            # reach the CRM with those of later slots; a stall wakes every sleeper of the
+            # replica at once, and that burst could exceed the rate. The spacing absorbs
+            # lateness up to the allowance; a slot missed by more is left unused.
+            if time.monotonic() - due <= self._jitter_allowance_seconds:
+                return Admission(
+                    slot_at=slot.at,
+                    waited_seconds=time.monotonic() - started,
+                    late_slots=late_slots,
+                )
+            late_slots += 1

@@ -23,10 +23,6 @@ class ConsumerWorker:
         self._task: asyncio.Task[None] | None = None
         self.queue_url: str | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._consumer is not None and self._task is not None and not self._task.done()
-
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="crm-consumer")
 
@@ -49,10 +45,11 @@ class ConsumerWorker:
             QueueUrl=self.queue_url, AttributeNames=["VisibilityTimeout"]
         )
 
-    async def check_running(self) -> None:
-        """Readiness: the consumer loop is running."""
-        if not self.running:
+    async def check_consuming(self) -> None:
+        """Readiness: the consumer loop runs and its receives succeed."""
+        if self._consumer is None or self._task is None or self._task.done():
             raise RuntimeError("consumer is not running")
+        self._consumer.check_healthy()
 
     async def _run(self) -> None:
         settings = self._settings

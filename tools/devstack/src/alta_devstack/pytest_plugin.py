@@ -120,11 +120,18 @@ def sqs_endpoint() -> Iterator[str]:
 @pytest.fixture
 async def sqs_queues(sqs_endpoint: str) -> dict[str, QueueUrls]:
     """Queues `email` and `crm` (each with a DLQ) under a prefix no other test uses."""
-    from alta_devstack.sqs import create_queues
+    from alta_devstack.sqs import VISIBILITY_TIMEOUTS, create_queues
 
     prefix = f"t{uuid.uuid4().hex[:12]}"
-    queues = await create_queues(sqs_endpoint, [f"{prefix}-email", f"{prefix}-crm"])
-    return {name: queues[f"{prefix}-{name}"] for name in ("email", "crm")}
+    # Fewer receives than the deployed queues allow, so dead-letter tests finish quickly.
+    return {
+        name: (
+            await create_queues(
+                sqs_endpoint, [f"{prefix}-{name}"], max_receive_count=5, visibility_timeout=seconds
+            )
+        )[f"{prefix}-{name}"]
+        for name, seconds in VISIBILITY_TIMEOUTS.items()
+    }
 
 
 @pytest.fixture

@@ -14,6 +14,9 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from alta_devstack.servers import shutdown_requested
 
 REGION = "us-east-1"
+# Each queue's visibility timeout matches its consumer's SQS_VISIBILITY_TIMEOUT_SECONDS default:
+# crm_integration may hold a message through limiter waits and CRM retries.
+VISIBILITY_TIMEOUTS = {"email": 30, "crm": 90}
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ async def create_queues(
     endpoint_url: str,
     names: list[str],
     *,
-    max_receive_count: int = 5,
+    max_receive_count: int = 10,
     visibility_timeout: int = 30,
 ) -> dict[str, QueueUrls]:
     """Create each queue with a `<name>-dlq` that takes messages received too often."""
@@ -92,7 +95,12 @@ def main() -> None:
     shutdown = shutdown_requested()
     port = int(os.environ.get("DEVSTACK_SQS_PORT", "9324"))
     with SqsServer(port=port) as server:
-        queues = asyncio.run(create_queues(server.endpoint_url, ["email", "crm"]))
+        queues = {
+            name: asyncio.run(
+                create_queues(server.endpoint_url, [name], visibility_timeout=seconds)
+            )[name]
+            for name, seconds in VISIBILITY_TIMEOUTS.items()
+        }
         print(f"sqs ready: {server.endpoint_url}", flush=True)
         for queue in queues.values():
             print(f"  {queue.url} (dead letters: {queue.dlq_url})", flush=True)
