@@ -9,6 +9,7 @@ Environment = Literal["development", "test", "production"]
 
 # Values that show a secret was never really set; refused outside development.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "password", "dev", "test"})
+MIN_SECRET_LENGTH = 16
 
 
 class ServiceSettings(BaseSettings):
@@ -30,13 +31,22 @@ class ServiceSettings(BaseSettings):
 
 
 def require_real_secret(value: SecretStr, info: ValidationInfo) -> SecretStr:
-    """Refuse a placeholder secret in production.
+    """Refuse a placeholder or short secret in production.
 
     Use as `_secrets = field_validator("api_token")(require_real_secret)` in a settings class.
+    Development and test keep their convenient defaults; deployments set APP_ENV=production.
     """
     env = info.data.get("app_env", "development")
-    if env == "production" and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-        raise ValueError(f"{info.field_name} must be set to a real secret when APP_ENV={env}")
+    secret = value.get_secret_value().strip()
+    if env == "production" and (
+        secret.lower() in PLACEHOLDER_SECRETS
+        or secret.lower().startswith("dev")
+        or len(secret) < MIN_SECRET_LENGTH
+    ):
+        raise ValueError(
+            f"{info.field_name} must be set to a real secret of at least {MIN_SECRET_LENGTH}"
+            f" characters when APP_ENV={env}"
+        )
     return value
 
 

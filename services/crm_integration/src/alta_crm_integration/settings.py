@@ -2,7 +2,7 @@
 
 from typing import Self
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from alta_common.settings import (
     DatabaseSettings,
@@ -51,15 +51,6 @@ class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
     crm_max_in_flight: int = Field(default=16, ge=1, le=1000)
 
     _real_token = field_validator("crm_api_token")(require_real_secret)
-
-    @field_validator("crm_api_token")
-    @classmethod
-    def _not_the_dev_token(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        if info.data.get("app_env") == "production" and (
-            value.get_secret_value() == DEV_CRM_API_TOKEN
-        ):
-            raise ValueError("crm_api_token must be set to a real secret when APP_ENV=production")
-        return value
 
     @property
     def handling_budget_seconds(self) -> float:
