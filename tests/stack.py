@@ -80,8 +80,9 @@ class Stack:
                     return False
         return True
 
-    def logs(self) -> str:
-        return "\n".join(path.read_text() for path in sorted(self.log_dir.glob("*.log")))
+    def logs(self, service: str | None = None) -> str:
+        paths = [self.log_dir / f"{service}.log"] if service else sorted(self.log_dir.glob("*.log"))
+        return "\n".join(path.read_text() for path in paths)
 
     def _wait_ready(self, service: str, within: float) -> None:
         deadline = time.monotonic() + within

@@ -76,6 +76,7 @@ def test_sign_up_confirm_log_in_and_reach_the_crm(
     page = submit(browser, "/", {"email": "Ada@Example.com", "name": "Ada", "password": PASSWORD})
     assert page.status_code == 200
     assert "Check your inbox" in page.text
+    sign_up_request_id = page.history[0].headers["x-request-id"]
 
     [message] = eventually(lambda: mail_to(smtp_sink, email))
     assert message.get_body(("html",)) is not None
@@ -110,7 +111,9 @@ def test_sign_up_confirm_log_in_and_reach_the_crm(
     logs = stack.logs()
     for secret in (PASSWORD, token, session_cookie):
         assert secret not in logs
-    assert "request_id" in logs
+    # One request id follows the sign-up through HTTP and SQS into every service's log.
+    for service in ("web_bff", "registration", "email_sender", "crm_integration"):
+        assert f'"request_id": "{sign_up_request_id}"' in stack.logs(service), service
 
 
 def test_a_second_sign_up_with_a_taken_address_reveals_nothing_and_warns_the_owner(
