@@ -18,11 +18,11 @@ def test_a_placeholder_smtp_password_is_refused_in_production() -> None:
         Settings(app_env="production", smtp_username="alta", smtp_password=SecretStr("changeme"))
 
     settings = Settings(
-        app_env="production", smtp_username="alta", smtp_password=SecretStr("s3-Xq9!rT")
+        app_env="production", smtp_username="alta", smtp_password=SecretStr("s3-Xq9!rT-vW7pL2mK8")
     )
-    assert settings.smtp_credentials == ("alta", "s3-Xq9!rT")
+    assert settings.smtp_credentials == ("alta", "s3-Xq9!rT-vW7pL2mK8")
 
 
 def test_smtp_login_only_with_both_username_and_password() -> None:
     assert Settings(smtp_username="alta").smtp_credentials is None
-    assert Settings(smtp_password=SecretStr("s3-Xq9!rT")).smtp_credentials is None
+    assert Settings(smtp_password=SecretStr("s3-Xq9!rT-vW7pL2mK8")).smtp_credentials is None
