@@ -6,7 +6,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -100,15 +100,6 @@ class Reject(Exception):
 MessageHandler = Callable[[ReceivedMessage], Awaitable[None]]
 
 
-@dataclass
-class ConsumerStats:
-    received: int = 0
-    processed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    last_receive_ok: float | None = field(default=None)
-
-
 class SqsConsumer:
     """Long-polls one queue and hands each message to `handler`.
 
@@ -139,7 +130,8 @@ class SqsConsumer:
         self.wait_seconds = wait_seconds
         self.backoff_base_seconds = backoff_base_seconds
         self.backoff_max_seconds = backoff_max_seconds
-        self.stats = ConsumerStats()
+        # Loop time of the last successful receive: what readiness looks at.
+        self._last_receive_ok: float | None = None
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -147,7 +139,7 @@ class SqsConsumer:
 
     def check_healthy(self) -> None:
         """Readiness: raises unless a receive succeeded recently (SQS reachable, credentials ok)."""
-        last = self.stats.last_receive_ok
+        last = self._last_receive_ok
         now = asyncio.get_running_loop().time()
         # A long poll takes up to `wait_seconds`; allow a few failed rounds before complaining.
         if last is None or now - last > self.wait_seconds + 30:
@@ -155,7 +147,7 @@ class SqsConsumer:
 
     async def run(self) -> None:
         # Counted as healthy from the start; the first long poll may take `wait_seconds`.
-        self.stats.last_receive_ok = asyncio.get_running_loop().time()
+        self._last_receive_ok = asyncio.get_running_loop().time()
         async with asyncio.TaskGroup() as group:
             for _ in range(self.pollers):
                 group.create_task(self._poll_loop())
@@ -204,7 +196,7 @@ class SqsConsumer:
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
             MessageAttributeNames=["All"],
         )
-        self.stats.last_receive_ok = asyncio.get_running_loop().time()
+        self._last_receive_ok = asyncio.get_running_loop().time()
         messages = []
         for raw in response.get("Messages", []):
             attributes = raw.get("MessageAttributes", {})
@@ -217,7 +209,6 @@ class SqsConsumer:
                     request_id=attributes.get("request_id", {}).get("StringValue"),
                 )
             )
-        self.stats.received += len(messages)
         return messages
 
     async def _handle(self, message: ReceivedMessage) -> None:
@@ -245,8 +236,6 @@ class SqsConsumer:
             # The work is done and recorded by the handler's idempotency, so the redelivery
             # that follows is recognised and deleted then.
             log.warning("could not delete a handled message", error=repr(exc))
-            return
-        self.stats.processed += 1
 
     async def _retry_later(
         self, message: ReceivedMessage, reason: str, delay: float | None
@@ -255,7 +244,6 @@ class SqsConsumer:
             delay = self.backoff_base_seconds * 2 ** (message.receive_count - 1)
         # SQS allows at most 12 hours of invisibility.
         seconds = math.ceil(min(delay, self.backoff_max_seconds, 43_200))
-        self.stats.retried += 1
         log.warning(
             "message will be retried",
             reason=reason,
@@ -289,5 +277,4 @@ class SqsConsumer:
             log.warning("could not dead-letter a message", error=repr(exc), reason=reason)
             return
         log.error("message dead-lettered", reason=reason)
-        self.stats.dead_lettered += 1
         await self._delete(message)
