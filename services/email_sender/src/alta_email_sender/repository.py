@@ -22,8 +22,8 @@ class Claim:
 # SELECT in the same transaction reads the state that made us lose.
 _CLAIM = """
 INSERT INTO email_sender.deliveries AS d
-    (event_id, kind, recipient_hash, status, lease_until)
-VALUES (%(event_id)s, %(kind)s, %(recipient_hash)s, 'sending',
+    (event_id, kind, recipient_hash, user_id, status, lease_until)
+VALUES (%(event_id)s, %(kind)s, %(recipient_hash)s, %(user_id)s, 'sending',
         now() + make_interval(secs => %(lease_seconds)s))
 ON CONFLICT (event_id) DO UPDATE
     SET lease_until = EXCLUDED.lease_until, attempts = d.attempts + 1
@@ -52,13 +52,20 @@ class DeliveryRepository:
         self._pool = pool
 
     async def claim(
-        self, event_id: UUID, *, kind: EmailKind, recipient_hash: str, lease_seconds: float
+        self,
+        event_id: UUID,
+        *,
+        kind: EmailKind,
+        recipient_hash: str,
+        user_id: UUID,
+        lease_seconds: float,
     ) -> Claim:
         """Take the right to send this event's email, committed before anything is sent."""
         params = {
             "event_id": event_id,
             "kind": kind,
             "recipient_hash": recipient_hash,
+            "user_id": user_id,
             "lease_seconds": lease_seconds,
         }
         async with self._pool.connection() as conn, conn.transaction():
