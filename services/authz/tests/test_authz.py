@@ -149,13 +149,23 @@ async def test_the_policy_allows_owners_and_admins_and_nothing_more(
     own, other = str(CONFIRMED), str(PENDING)
 
     cases = [
-        (user, {"action": "read", "resource": "profile", "owner": own}, True),
-        (user, {"action": "read", "resource": "profile", "owner": other}, False),
-        (user, {"action": "read", "resource": "profile"}, False),
-        (user, {"action": "list", "resource": "registrations"}, False),
-        (admin, {"action": "list", "resource": "registrations"}, True),
-        (admin, {"action": "read", "resource": "profile", "owner": other}, True),
-        (admin, {"action": "delete", "resource": "profile", "owner": other}, False),
+        (user, {"action": "profile:read", "resource": f"user:{own}"}, True),
+        (user, {"action": "profile:update", "resource": f"user:{own}"}, True),
+        (user, {"action": "password:change", "resource": f"user:{own}"}, True),
+        (user, {"action": "sessions:revoke", "resource": f"user:{own}"}, True),
+        # Horizontal escalation: another account's data.
+        (user, {"action": "profile:read", "resource": f"user:{other}"}, False),
+        (user, {"action": "profile:update", "resource": f"user:{other}"}, False),
+        (user, {"action": "profile:read", "resource": "user"}, False),
+        (user, {"action": "profile:read", "resource": "user:"}, False),
+        # Vertical escalation: admin actions.
+        (user, {"action": "registrations:list", "resource": "registrations"}, False),
+        (user, {"action": "deliveries:read", "resource": "deliveries"}, False),
+        (admin, {"action": "registrations:list", "resource": "registrations"}, True),
+        (admin, {"action": "deliveries:read", "resource": "deliveries"}, True),
+        (admin, {"action": "profile:read", "resource": f"user:{other}"}, True),
+        (admin, {"action": "profile:update", "resource": f"user:{other}"}, False),
+        (admin, {"action": "profile:delete", "resource": f"user:{other}"}, False),
     ]
     for token, body, allowed in cases:
         response = await decide(client, token, **body)
@@ -166,7 +176,9 @@ async def test_the_policy_allows_owners_and_admins_and_nothing_more(
 async def test_authorize_needs_a_valid_token(client: httpx.AsyncClient) -> None:
     for headers in ({}, {"authorization": "Bearer nonsense"}, {"authorization": "Basic abc"}):
         response = await client.post(
-            "/authorize", json={"action": "list", "resource": "registrations"}, headers=headers
+            "/authorize",
+            json={"action": "registrations:list", "resource": "registrations"},
+            headers=headers,
         )
         assert response.status_code == 401
 

@@ -81,19 +81,12 @@ async def jwks(request: Request) -> JSONResponse:
 async def authorize(request: Request) -> JSONResponse:
     """Decide for the caller's own token: subject and roles come from it, never from the body."""
     principal = await require_principal(request)
-    data = await read_json_object(request)
-    fields = string_fields(data, ("action", "resource"))
-    owner = data.get("owner")
-    if owner is not None and not isinstance(owner, str):
-        raise ApiError(
-            422, "invalid_input", "owner must be text.", fields={"owner": "Must be text."}
-        )
+    fields = string_fields(await read_json_object(request), ("action", "resource"))
     allowed = is_allowed(
         subject=principal.subject,
         roles=principal.roles,
         action=fields["action"],
         resource=fields["resource"],
-        owner=owner,
     )
     return JSONResponse({"allowed": allowed})
 

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from alta_common.authorization import require_permission, user_resource
 from alta_common.errors import ApiError
 from alta_common.request_context import current_request_id
 from alta_common.requests import read_json_object, string_fields
-from alta_common.tokens import require_principal
 from alta_registration import repository
 from alta_registration.validation import parse_sign_up
 
@@ -52,7 +52,9 @@ async def confirm_registration(request: Request) -> JSONResponse:
 
 
 async def current_user(request: Request) -> JSONResponse:
-    principal = await require_principal(request)
+    principal = await require_permission(
+        request, "profile:read", lambda caller: user_resource(caller.subject)
+    )
     try:
         user_id = uuid.UUID(principal.subject)
     except ValueError as exc:
