@@ -1,69 +1,16 @@
-"""authz for real: its own server and database, with registration's credentials view in place."""
+"""authz login, JWKS and policy decisions, against a real server and database."""
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import jwt
-import psycopg
 import pytest
 from pydantic import ValidationError
 
-from alta_authz.app import create_app
 from alta_authz.settings import Settings
-from alta_common.passwords import PasswordHasher
-from alta_devstack.ports import find_free_port
-from alta_devstack.servers import ServerThread
 
-PASSWORD = "a perfectly long password"
-CONFIRMED = uuid.uuid4()
-PENDING = uuid.uuid4()
-ADMIN = uuid.uuid4()
-
-
-@pytest.fixture
-async def seeded_database(database_url: str) -> str:
-    """The relation registration grants authz, with one confirmed, one pending and one admin."""
-    password_hash = await PasswordHasher().hash(PASSWORD)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            "CREATE SCHEMA registration;"
-            "CREATE TABLE registration.user_credentials"
-            " (id uuid, email text, password_hash text, status text)"
-        )
-        for user_id, email, status in (
-            (CONFIRMED, "ok@example.com", "confirmed"),
-            (PENDING, "pending@example.com", "pending"),
-            (ADMIN, "admin@example.com", "confirmed"),
-        ):
-            conn.execute(
-                "INSERT INTO registration.user_credentials VALUES (%s, %s, %s, %s)",
-                (user_id, email, password_hash, status),
-            )
-    return database_url
-
-
-@pytest.fixture
-def authz_url(seeded_database: str) -> Iterator[str]:
-    settings = Settings(app_env="test", database_url=seeded_database)
-    server = ServerThread(create_app(settings), find_free_port())
-    server.start()
-    with psycopg.connect(seeded_database, autocommit=True) as conn:
-        conn.execute("INSERT INTO authz.role_assignments VALUES (%s, 'admin')", (ADMIN,))
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-async def client(authz_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=authz_url, timeout=15) as http:
-        yield http
-
-
-async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> httpx.Response:
-    return await client.post("/login", json={"email": email, "password": password})
-
+from .conftest import CONFIRMED, PASSWORD, PENDING, login
 
 async def test_a_confirmed_user_gets_an_eddsa_token_verifiable_with_the_jwks(
     client: httpx.AsyncClient,
@@ -149,13 +96,23 @@ async def test_the_policy_allows_owners_and_admins_and_nothing_more(
     own, other = str(CONFIRMED), str(PENDING)
 
     cases = [
-        (user, {"action": "read", "resource": "profile", "owner": own}, True),
-        (user, {"action": "read", "resource": "profile", "owner": other}, False),
-        (user, {"action": "read", "resource": "profile"}, False),
-        (user, {"action": "list", "resource": "registrations"}, False),
-        (admin, {"action": "list", "resource": "registrations"}, True),
-        (admin, {"action": "read", "resource": "profile", "owner": other}, True),
-        (admin, {"action": "delete", "resource": "profile", "owner": other}, False),
+        (user, {"action": "profile:read", "resource": f"user:{own}"}, True),
+        (user, {"action": "profile:update", "resource": f"user:{own}"}, True),
+        (user, {"action": "password:change", "resource": f"user:{own}"}, True),
+        (user, {"action": "sessions:revoke", "resource": f"user:{own}"}, True),
+        # Horizontal escalation: another account's data.
+        (user, {"action": "profile:read", "resource": f"user:{other}"}, False),
+        (user, {"action": "profile:update", "resource": f"user:{other}"}, False),
+        (user, {"action": "profile:read", "resource": "user"}, False),
+        (user, {"action": "profile:read", "resource": "user:"}, False),
+        # Vertical escalation: admin actions.
+        (user, {"action": "registrations:list", "resource": "registrations"}, False),
+        (user, {"action": "deliveries:read", "resource": "deliveries"}, False),
+        (admin, {"action": "registrations:list", "resource": "registrations"}, True),
+        (admin, {"action": "deliveries:read", "resource": "deliveries"}, True),
+        (admin, {"action": "profile:read", "resource": f"user:{other}"}, True),
+        (admin, {"action": "profile:update", "resource": f"user:{other}"}, False),
+        (admin, {"action": "profile:delete", "resource": f"user:{other}"}, False),
     ]
     for token, body, allowed in cases:
         response = await decide(client, token, **body)
@@ -166,11 +123,13 @@ async def test_the_policy_allows_owners_and_admins_and_nothing_more(
 async def test_authorize_needs_a_valid_token(client: httpx.AsyncClient) -> None:
     for headers in ({}, {"authorization": "Bearer nonsense"}, {"authorization": "Basic abc"}):
         response = await client.post(
-            "/authorize", json={"action": "list", "resource": "registrations"}, headers=headers
+            "/authorize",
+            json={"action": "registrations:list", "resource": "registrations"},
+            headers=headers,
         )
         assert response.status_code == 401
 
 
-def test_production_refuses_to_start_without_a_signing_key() -> None:
-    with pytest.raises(ValidationError, match="JWT_PRIVATE_KEY"):
+def test_production_refuses_to_start_without_signing_keys() -> None:
+    with pytest.raises(ValidationError, match="JWT_KEYS_DIR"):
         Settings(app_env="production")

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import jwt
 import psycopg
 import pytest
 from aiobotocore.session import get_session
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -42,18 +44,49 @@ def signing_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
+@dataclass
+class AuthzStandIn:
+    url: str
+    # What the stand-in was asked to decide: (action, resource) per /authorize call.
+    questions: list[tuple[str, str]]
+    # Set to make the stand-in refuse every request, as authz does for a role it lacks.
+    refuse_everything: bool = False
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/.well-known/jwks.json"
+
+
 @pytest.fixture
-def jwks_url(signing_key: Ed25519PrivateKey) -> Iterator[str]:
-    """A stand-in for authz's JWKS endpoint serving the test's own signing key."""
+def authz_standin(signing_key: Ed25519PrivateKey) -> Iterator[AuthzStandIn]:
+    """A stand-in for authz: its JWKS with the test's own key, and `/authorize` allowing an
+    account only its own `user:<id>` (authz's real policy is tested in authz and end to end)."""
     jwk = json.loads(OKPAlgorithm.to_jwk(signing_key.public_key()))
     jwks = {"keys": [{**jwk, "kid": TEST_KID, "alg": "EdDSA", "use": "sig"}]}
+    questions: list[tuple[str, str]] = []
+    standin: AuthzStandIn
 
-    async def serve(_: Any) -> JSONResponse:
+    async def serve_jwks(_: Request) -> JSONResponse:
         return JSONResponse(jwks)
 
-    server = ServerThread(Starlette(routes=[Route("/jwks", serve)]), find_free_port())
+    async def authorize(request: Request) -> JSONResponse:
+        token = request.headers["authorization"].removeprefix("Bearer ")
+        subject = jwt.decode(token, options={"verify_signature": False})["sub"]
+        body = await request.json()
+        questions.append((body["action"], body["resource"]))
+        allowed = body["resource"] == f"user:{subject}" and not standin.refuse_everything
+        return JSONResponse({"allowed": allowed})
+
+    app = Starlette(
+        routes=[
+            Route("/.well-known/jwks.json", serve_jwks),
+            Route("/authorize", authorize, methods=["POST"]),
+        ]
+    )
+    server = ServerThread(app, find_free_port())
     server.start()
-    yield f"{server.url}/jwks"
+    standin = AuthzStandIn(server.url, questions)
+    yield standin
     server.stop()
 
 
@@ -62,7 +95,7 @@ def registration_factory(
     database_url: str,
     sqs_endpoint: str,
     sqs_queues: dict[str, QueueUrls],
-    jwks_url: str,
+    authz_standin: AuthzStandIn,
 ) -> Iterator[Callable[..., RegistrationService]]:
     servers: list[ServerThread] = []
 
@@ -75,7 +108,8 @@ def registration_factory(
             "crm_queue_name": sqs_queues["crm"].name,
             "outbox_poll_interval_seconds": 0.05,
             "account_notice_interval_seconds": 0,
-            "authz_jwks_url": jwks_url,
+            "authz_url": authz_standin.url,
+            "authz_jwks_url": authz_standin.jwks_url,
             **overrides,
         }
         server = ServerThread(create_app(Settings(**fields)), find_free_port())

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import TEST_KID, RegistrationService, drain_queue
+from .conftest import TEST_KID, AuthzStandIn, RegistrationService, drain_queue
 
 VALID = {"email": "Ada@Example.com", "name": "Ada Lovelace", "password": "correct horse battery"}
 
@@ -211,7 +211,10 @@ def _token(key: Ed25519PrivateKey, subject: str, **claims: Any) -> str:
 
 
 async def test_the_signed_in_user_reads_their_own_profile_only_with_a_valid_token(
-    client: httpx.AsyncClient, registration: RegistrationService, signing_key: Ed25519PrivateKey
+    client: httpx.AsyncClient,
+    registration: RegistrationService,
+    signing_key: Ed25519PrivateKey,
+    authz_standin: AuthzStandIn,
 ) -> None:
     await client.post("/registrations", json=VALID)
     [(user_id,)] = registration.sql("SELECT id FROM registration.users")
@@ -222,6 +225,15 @@ async def test_the_signed_in_user_reads_their_own_profile_only_with_a_valid_toke
     assert me.status_code == 200
     assert me.json()["email"] == "ada@example.com"
     assert me.json()["status"] == "pending"
+    assert authz_standin.questions == [("profile:read", f"user:{user_id}")]
+
+    authz_standin.refuse_everything = True
+    refused = await client.get(
+        "/users/me", headers={"authorization": f"Bearer {_token(signing_key, str(user_id))}"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "forbidden"
+    assert "ada@example.com" not in refused.text
 
     expired = _token(signing_key, str(user_id), exp=int(time.time()) - 60)
     foreign = _token(Ed25519PrivateKey.generate(), str(user_id))

@@ -129,6 +129,10 @@ class JwtVerifier:
                 return False
             return True
 
+    def replace_keys(self, jwks: dict[str, Any]) -> None:
+        """For the issuer, whose keys change when its key directory is rotated."""
+        self._load(jwks)
+
     def _load(self, jwks: dict[str, Any]) -> None:
         key_set = jwt.PyJWKSet.from_dict(jwks)
         self._keys = {k.key_id: k for k in key_set.keys if k.key_id}

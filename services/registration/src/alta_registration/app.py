@@ -7,6 +7,7 @@ from functools import partial
 
 from starlette.applications import Starlette
 
+from alta_common.authorization import Authorizer
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.http_client import create_http_client
 from alta_common.logging import configure_logging
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.password_hasher = PasswordHasher(
                 max_concurrent=settings.password_hash_concurrency
             )
+            app.state.authorizer = Authorizer(http, authz_url=settings.authz_url)
             app.state.jwt_verifier = JwtVerifier(
                 http,
                 jwks_url=settings.authz_jwks_url,

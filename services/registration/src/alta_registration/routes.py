@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from alta_common.authorization import require_permission, user_resource
 from alta_common.errors import ApiError
 from alta_common.request_context import current_request_id
 from alta_common.requests import read_json_object, string_fields
-from alta_common.tokens import require_principal
 from alta_registration import repository
 from alta_registration.validation import check_new_password, parse_email, parse_name, parse_sign_up
 
@@ -121,8 +121,11 @@ async def complete_password_reset(request: Request) -> JSONResponse:
     return JSONResponse({"status": "reset"})
 
 
-async def _principal_user_id(request: Request) -> uuid.UUID:
-    principal = await require_principal(request)
+async def _own_user_id(request: Request, action: str) -> uuid.UUID:
+    """The caller's account id, once the policy allows `action` on it."""
+    principal = await require_permission(
+        request, action, lambda caller: user_resource(caller.subject)
+    )
     try:
         return uuid.UUID(principal.subject)
     except ValueError as exc:
@@ -147,7 +150,7 @@ def _gone() -> ApiError:
 
 
 async def current_user(request: Request) -> JSONResponse:
-    user_id = await _principal_user_id(request)
+    user_id = await _own_user_id(request, "profile:read")
     async with request.app.state.pool.connection() as conn:
         user = await repository.user_by_id(conn, user_id)
     if user is None:
@@ -156,7 +159,7 @@ async def current_user(request: Request) -> JSONResponse:
 
 
 async def change_name(request: Request) -> JSONResponse:
-    user_id = await _principal_user_id(request)
+    user_id = await _own_user_id(request, "profile:update")
     name = parse_name(await read_json_object(request))
     async with request.app.state.pool.connection() as conn:
         user = await repository.change_name(conn, user_id, name)
@@ -166,7 +169,7 @@ async def change_name(request: Request) -> JSONResponse:
 
 
 async def change_password(request: Request) -> JSONResponse:
-    user_id = await _principal_user_id(request)
+    user_id = await _own_user_id(request, "password:change")
     fields = string_fields(await read_json_object(request), ("current_password", "new_password"))
     new_password = check_new_password(fields["new_password"], "new_password")
     state = request.app.state

@@ -16,6 +16,8 @@ class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
     password_reset_interval_seconds: int = 60
     outbox_batch_size: int = 10
     outbox_poll_interval_seconds: float = 0.5
+    # authz decides every protected request (alta_common.authorization).
+    authz_url: str = "http://127.0.0.1:8001"
     authz_jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwt_issuer: str = "alta-authz"
     jwt_audience: str = "alta"
