@@ -253,3 +253,56 @@ async def test_change_name_and_password_need_the_owner_and_the_current_password(
     assert changed_at is not None
     [notice] = await emails(registration, sqs_endpoint, 1)
     assert notice["type"] == "registration.password_changed"
+
+
+def admin_bearer(key: Ed25519PrivateKey) -> dict[str, str]:
+    now = int(time.time())
+    claims = {
+        "iss": "alta-authz",
+        "aud": "alta",
+        "sub": str(uuid.uuid4()),
+        "roles": ["admin"],
+        "iat": now,
+        "exp": now + 60,
+    }
+    token = jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": TEST_KID})
+    return {"authorization": f"Bearer {token}"}
+
+
+async def test_the_admin_list_is_searchable_paginated_and_admin_only(
+    client: httpx.AsyncClient,
+    registration: RegistrationService,
+    sqs_endpoint: str,
+    signing_key: Ed25519PrivateKey,
+) -> None:
+    # "%" in a search is a character, not a wildcard: only Bob's name has "1%".
+    for index, name in enumerate(("Ann 1x", "Bob 1%", "Cy")):
+        await client.post(
+            "/registrations", json={**VALID, "email": f"user{index}@example.com", "name": name}
+        )
+    [(user_id,)] = registration.sql(
+        "SELECT id FROM registration.users WHERE email = 'user0@example.com'"
+    )
+    admin = admin_bearer(signing_key)
+
+    first = await client.get("/admin/registrations", params={"per_page": 2}, headers=admin)
+    second = await client.get(
+        "/admin/registrations", params={"per_page": 2, "page": 2}, headers=admin
+    )
+    found = await client.get("/admin/registrations", params={"q": "USER1@"}, headers=admin)
+    literal = await client.get("/admin/registrations", params={"q": "1%"}, headers=admin)
+    by_user = await client.get("/admin/registrations", headers=bearer(signing_key, str(user_id)))
+    anonymous = await client.get("/admin/registrations")
+    bad_size = await client.get("/admin/registrations", params={"per_page": 0}, headers=admin)
+    bad_page = await client.get("/admin/registrations", params={"page": "x"}, headers=admin)
+
+    assert first.status_code == 200
+    assert first.json()["total"] == 3
+    emails_listed = [u["email"] for u in first.json()["items"] + second.json()["items"]]
+    assert emails_listed == ["user2@example.com", "user1@example.com", "user0@example.com"]
+    assert [u["email"] for u in found.json()["items"]] == ["user1@example.com"]
+    assert [u["email"] for u in literal.json()["items"]] == ["user1@example.com"]
+    assert found.json()["items"][0]["status"] == "pending"
+    assert (by_user.status_code, anonymous.status_code) == (403, 401)
+    assert "example.com" not in by_user.text
+    assert (bad_size.status_code, bad_page.status_code) == (422, 422)

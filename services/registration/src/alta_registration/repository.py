@@ -397,6 +397,42 @@ async def change_name(conn: AsyncConnection[Any], user_id: uuid.UUID, name: str)
     return await cursor.fetchone()
 
 
+@dataclass(frozen=True)
+class SignUpPage:
+    users: list[User]
+    total: int
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+_SEARCH = "WHERE %(search)s = '' OR email ILIKE %(pattern)s OR name ILIKE %(pattern)s"
+
+
+async def list_sign_ups(
+    conn: AsyncConnection[Any], *, search: str, limit: int, offset: int
+) -> SignUpPage:
+    """Sign-ups newest first, those whose address or name contains `search` (any case)."""
+    params = {"search": search, "pattern": _like_pattern(search), "limit": limit, "offset": offset}
+    cursor = await conn.cursor(row_factory=class_row(User)).execute(
+        "SELECT id, email, name, status, registered_at, confirmed_at FROM registration.users"
+        " WHERE %(search)s = '' OR email ILIKE %(pattern)s OR name ILIKE %(pattern)s"
+        " ORDER BY registered_at DESC, id LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    )
+    users = await cursor.fetchall()
+    counted = await conn.execute(
+        "SELECT count(*) FROM registration.users"
+        " WHERE %(search)s = '' OR email ILIKE %(pattern)s OR name ILIKE %(pattern)s",
+        params,
+    )
+    row = await counted.fetchone()
+    assert row is not None
+    return SignUpPage(users=users, total=int(row[0]))
+
+
 async def claim_outbox_batch(conn: AsyncConnection[Any], limit: int) -> list[OutboxRow]:
     """Lock the oldest unpublished rows; SKIP LOCKED lets every replica relay side by side."""
     cursor = await conn.cursor(row_factory=class_row(OutboxRow)).execute(
