@@ -1,6 +1,7 @@
 """The SQL of email_sender: delivery claims in email_sender.deliveries."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -47,6 +48,13 @@ WHERE event_id = %(event_id)s
 """
 
 
+_CONFIRMATIONS_SENT = """
+SELECT user_id, max(sent_at) FROM email_sender.deliveries
+WHERE user_id = ANY(%(user_ids)s) AND kind = 'confirmation' AND status = 'sent'
+GROUP BY user_id
+"""
+
+
 class DeliveryRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
@@ -88,3 +96,11 @@ class DeliveryRepository:
     async def mark_sent(self, event_id: UUID) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(_MARK_SENT, {"event_id": event_id})
+
+    async def confirmation_sent_times(self, user_ids: list[UUID]) -> dict[UUID, datetime]:
+        """When each account's latest confirmation email went out; accounts without one are left
+        out."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_CONFIRMATIONS_SENT, {"user_ids": user_ids})
+            rows: list[tuple[UUID, datetime]] = await cursor.fetchall()
+            return dict(rows)
