@@ -18,6 +18,7 @@ from alta_web_bff import pages
 from alta_web_bff.backend import AuthzApi, RegistrationApi
 from alta_web_bff.csrf import CsrfGuard
 from alta_web_bff.security_headers import SecurityHeadersMiddleware
+from alta_web_bff.session import SessionMiddleware
 from alta_web_bff.settings import Settings
 
 SERVICE_NAME = "web_bff"
@@ -33,6 +34,7 @@ def _routes() -> list[BaseRoute]:
         Route("/login", pages.log_in, methods=["POST"]),
         Route("/account", pages.account, methods=["GET"]),
         Route("/logout", pages.log_out, methods=["POST"]),
+        Route("/logout-everywhere", pages.log_out_everywhere, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("alta_web_bff", "static")]), name="static"),
     ]
 
@@ -72,7 +74,10 @@ def create_app(
         routes=_routes(),
         lifespan=lifespan,
         exception_handlers={HTTPException: pages.http_error, Exception: pages.server_error},
-        middleware=[Middleware(SecurityHeadersMiddleware, https=settings.uses_https)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, https=settings.uses_https),
+            Middleware(SessionMiddleware),
+        ],
     )
     app.state.templates = pages.create_templates()
     app.state.csrf = CsrfGuard(
