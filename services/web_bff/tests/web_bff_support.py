@@ -60,7 +60,10 @@ def unsigned_token(kid: str) -> str:
     return f"{part(header)}.{part(claims)}."
 
 
-def tokens_answer(access_token: str, refresh_token: str = "opaque-refresh-token") -> httpx.Response:
+FAKE_REFRESH = "opaque-refresh-token"
+
+
+def tokens_answer(access_token: str, refresh_token: str = FAKE_REFRESH) -> httpx.Response:
     """authz's answer to a login or a refresh."""
     return httpx.Response(
         200,

@@ -63,13 +63,13 @@ class CsrfGuard:
         """Whether a posted form came from our own page in this browser."""
         cookie = request.cookies.get(self._cookie, "")
         return (
-            self._same_origin(request)
+            self.same_origin(request)
             and bool(submitted)
             and hmac.compare_digest(cookie.encode(), (submitted or "").encode())
             and self._signed_for_session(request, cookie)
         )
 
-    def _same_origin(self, request: Request) -> bool:
+    def same_origin(self, request: Request) -> bool:
         # Browsers send Origin on every cross-site POST; Referer is the fallback for old ones.
         source = request.headers.get("origin") or request.headers.get("referer")
         return source is None or origin_of(source) == self._public_origin

@@ -211,8 +211,13 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 async def _checked_form(request: Request) -> dict[str, str]:
     """The posted fields, once the form is known to come from our own page in this browser."""
-    fields = await read_form(request)
     guard: CsrfGuard = request.app.state.csrf
+    # Checked before the body is read, so a cross-site post of any content type (multipart,
+    # text/plain) is refused as such rather than as an unsupported form.
+    if not guard.same_origin(request):
+        log.info("form refused by origin check", path=request.url.path)
+        raise HTTPException(403)
+    fields = await read_form(request)
     if not guard.accepts(request, fields.get(CSRF_FIELD)):
         log.info("form refused by csrf check", path=request.url.path)
         raise HTTPException(403)
