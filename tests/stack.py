@@ -27,13 +27,23 @@ class Stack:
     log_dir: Path
     ports: dict[str, int] = field(default_factory=lambda: {s: find_free_port() for s in SERVICES})
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Per-service additions to `env`. authz believes the client address the BFF forwards
+    # (for its per-address login limit) only from the BFF's network: here, this host.
+    service_env: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {"authz": {"TRUSTED_PROXIES": "127.0.0.1"}}
+    )
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def start(self, *services: str, ready_within: float = 60) -> None:
         for service in services or SERVICES:
-            env = {**os.environ, **self.env, "PORT": str(self.ports[service])}
+            env = {
+                **os.environ,
+                **self.env,
+                **self.service_env.get(service, {}),
+                "PORT": str(self.ports[service]),
+            }
             with (self.log_dir / f"{service}.log").open("ab") as log:
                 self.processes[service] = subprocess.Popen(  # noqa: S603 - our own modules
                     [sys.executable, "-m", f"alta_{service}"],

@@ -26,6 +26,12 @@ JWT = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"
         ("Cookie: alta_session=sessval; alta_csrf=csrfval", "sessval"),
         ("Cookie: alta_session=sessval; alta_csrf=csrfval", "csrfval"),
         (f"the token was {JWT} today", JWT),
+        ("Cookie: __Host-alta_refresh=rfrsh-val; x=1", "rfrsh-val"),
+        ({"response": {"body": {"refresh_token": "opaque-refresh"}}}, "opaque-refresh"),
+        ("ValueError(\"{'email': 'a@b.c', 'password': 'pyth0n-repr'}\")", "pyth0n-repr"),
+        ("open https://alta.example/reset-password/AbCdEf0123456789xyz", "AbCdEf0123456789xyz"),
+        ("open https://alta.example/confirm?token=AbCdEf0123456789", "AbCdEf0123456789"),
+        ({"extra": [{"headers": {"Set-Cookie": "alta_session=s3ss"}}]}, "s3ss"),
     ],
 )
 def test_secrets_are_masked_in_every_shape(value: object, secret: str) -> None:
@@ -56,3 +62,26 @@ def test_every_logger_goes_through_redaction(capsys: pytest.CaptureFixture[str])
     assert records[0]["password"] == REDACTED
     assert "stdlib-secret" not in records[1]["event"]
     assert all(r["service"] == "test" for r in records)
+
+
+def test_exceptions_are_logged_without_their_frames_variables(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def handler(presented: str) -> None:
+        raise RuntimeError("refresh failed")
+
+    configure_logging("test", "INFO")
+    try:
+        try:
+            handler("opaque-" + "token-in-a-local")
+        except RuntimeError:
+            structlog.get_logger("alta.test").exception("request failed")
+        [line] = capsys.readouterr().out.splitlines()
+    finally:
+        logging.getLogger().handlers.clear()
+        structlog.reset_defaults()
+
+    record = json.loads(line)
+    assert "refresh failed" in line
+    assert record["exception"], "the traceback is still there"
+    assert "opaque-token-in-a-local" not in line

@@ -1,6 +1,5 @@
 """authz login, JWKS and policy decisions, against a real server and database."""
 
-import uuid
 from typing import Any
 
 import httpx
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 from alta_authz.settings import Settings
 
 from .conftest import CONFIRMED, PASSWORD, PENDING, login
+
 
 async def test_a_confirmed_user_gets_an_eddsa_token_verifiable_with_the_jwks(
     client: httpx.AsyncClient,

@@ -1,7 +1,7 @@
 """Refresh tokens: rotation, reuse detection, logout, log out everywhere, password change."""
 
+import asyncio
 import hashlib
-import time
 from collections.abc import Callable
 
 import httpx
@@ -55,7 +55,7 @@ async def test_reusing_a_rotated_token_revokes_the_whole_family(
     async with httpx.AsyncClient(base_url=authz.url, timeout=15) as client:
         stolen = (await login(client, "ok@example.com")).json()["refresh_token"]
         legitimate = (await refresh(client, stolen)).json()["refresh_token"]
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
 
         replay = await refresh(client, stolen)
         assert replay.status_code == 401
@@ -128,7 +128,7 @@ async def test_sessions_started_before_a_password_change_cannot_refresh(
         "UPDATE registration.user_credentials SET password_changed_at = now() WHERE id = %s",
         (OTHER,),
     )
-    time.sleep(0.01)
+    await asyncio.sleep(0.01)
     after = (await login(client, "other@example.com")).json()["refresh_token"]
 
     assert (await refresh(client, before)).status_code == 401

@@ -11,6 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from alta_devstack.jwt_attacks import ATTACKS, jwt_attacks
+
 from .conftest import TEST_KID, AuthzStandIn, RegistrationService, drain_queue
 
 VALID = {"email": "Ada@Example.com", "name": "Ada Lovelace", "password": "correct horse battery"}
@@ -246,3 +248,19 @@ async def test_the_signed_in_user_reads_their_own_profile_only_with_a_valid_toke
     ):
         response = await client.get("/users/me", headers=headers)
         assert response.status_code == 401, headers
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+async def test_every_forged_or_broken_token_gets_401(
+    client: httpx.AsyncClient,
+    signing_key: Ed25519PrivateKey,
+    authz_standin: AuthzStandIn,
+    attack: str,
+) -> None:
+    token = jwt_attacks(signing_key, kid=TEST_KID, issuer="alta-authz", audience="alta")[attack]
+
+    response = await client.get("/users/me", headers={"authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
+    assert authz_standin.questions == [], "a bad token never reaches the policy decision"

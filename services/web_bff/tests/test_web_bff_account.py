@@ -1,5 +1,6 @@
 """The account page trusts only tokens signed by authz's keys, checked against its JWKS."""
 
+import json
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -14,6 +15,7 @@ from .web_bff_support import (
     error,
     set_cookie_headers,
     times_out,
+    tokens_answer,
     unsigned_token,
 )
 
@@ -178,13 +180,8 @@ async def test_logging_out_ends_the_session(
 ) -> None:
     access_token = signing_key.sign()
     serve_user(backends, access_token, USER)
-    backends.answer(
-        "POST",
-        f"{AUTHZ_URL}/login",
-        httpx.Response(
-            200, json={"access_token": access_token, "token_type": "Bearer", "expires_in": 900}
-        ),
-    )
+    backends.answer("POST", f"{AUTHZ_URL}/login", tokens_answer(access_token, "the-refresh"))
+    backends.answer("POST", f"{AUTHZ_URL}/logout", httpx.Response(204))
     login_token = await csrf_token(client, "/login")
     await client.post(
         "/login",
@@ -197,5 +194,8 @@ async def test_logging_out_ends_the_session(
 
     assert_sent_to_login(response)
     assert "alta_session" not in client.cookies
+    assert "alta_refresh" not in client.cookies
+    [revoked] = backends.sent("POST", f"{AUTHZ_URL}/logout")
+    assert json.loads(revoked.content) == {"refresh_token": "the-refresh"}
     assert after.status_code == 303
     assert after.headers["location"] == "/login"

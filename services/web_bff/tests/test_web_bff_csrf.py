@@ -1,9 +1,18 @@
 """Forms posted from another site, or without this browser's token, never reach a backend."""
 
+from typing import Any
+
 import httpx
 import pytest
 
-from .web_bff_support import PUBLIC_URL, REGISTRATION_URL, FakeBackends, csrf_token
+from .web_bff_support import (
+    PUBLIC_URL,
+    REGISTRATION_URL,
+    FakeBackends,
+    SigningKey,
+    csrf_token,
+    set_cookie_headers,
+)
 
 CSRF_REFUSED = "Your session expired or the form was sent from another site"
 SIGN_UP = {"email": "ada@example.com", "name": "Ada", "password": "correct horse"}
@@ -103,9 +112,9 @@ async def test_a_form_from_our_own_page_is_accepted(
 
 
 async def test_login_and_logout_need_the_token_too(
-    client: httpx.AsyncClient, backends: FakeBackends
+    client: httpx.AsyncClient, backends: FakeBackends, signing_key: SigningKey
 ) -> None:
-    client.cookies.set("alta_session", "some-session")
+    client.cookies.set("alta_session", signing_key.sign())
 
     login = await client.post("/login", data={"email": "ada@example.com", "password": "x" * 10})
     logout = await client.post("/logout", data={"csrf_token": ""})
@@ -113,4 +122,39 @@ async def test_login_and_logout_need_the_token_too(
     assert login.status_code == 403
     assert logout.status_code == 403
     assert "alta_session" not in logout.headers.get("set-cookie", "")
-    assert backends.requests == []
+    assert [r for r in backends.requests if r.method == "POST"] == []
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/logout", "/logout-everywhere"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": {**SIGN_UP, "csrf_token": "x"}},
+        {"files": {"email": (None, "ada@example.com")}, "data": {"csrf_token": "x"}},
+        {
+            "content": b"email=ada@example.com&password=correct horse",
+            "headers": {"content-type": "text/plain"},
+        },
+    ],
+    ids=["urlencoded", "multipart", "text-plain"],
+)
+async def test_cross_site_posts_of_every_form_encoding_are_refused_and_change_nothing(
+    client: httpx.AsyncClient,
+    backends: FakeBackends,
+    signing_key: SigningKey,
+    path: str,
+    body: dict[str, Any],
+) -> None:
+    # A signed-in browser: the session is what a forged post would try to use.
+    client.cookies.set("alta_session", signing_key.sign())
+    client.cookies.set("alta_refresh", "a-refresh-token")
+    await csrf_token(client)
+    headers = {"origin": "https://evil.example", **body.pop("headers", {})}
+
+    response = await client.post(path, headers=headers, **body)
+
+    assert response.status_code == 403
+    assert CSRF_REFUSED in response.text
+    assert [r for r in backends.requests if r.method == "POST"] == []
+    assert not set_cookie_headers(response, "alta_session")
+    assert not set_cookie_headers(response, "alta_refresh")

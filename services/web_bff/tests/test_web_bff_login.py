@@ -12,6 +12,7 @@ from .web_bff_support import (
     csrf_token,
     error,
     set_cookie_headers,
+    tokens_answer,
 )
 
 LOGIN = f"{AUTHZ_URL}/login"
@@ -25,16 +26,10 @@ async def log_in(client: httpx.AsyncClient, email: str = "ada@example.com") -> h
     )
 
 
-def token_answer(access_token: str) -> httpx.Response:
-    return httpx.Response(
-        200, json={"access_token": access_token, "token_type": "Bearer", "expires_in": 900}
-    )
-
-
 async def test_a_login_sets_an_http_only_session_cookie_and_opens_the_account(
     client: httpx.AsyncClient, backends: FakeBackends
 ) -> None:
-    backends.answer("POST", LOGIN, token_answer("header.payload.signature"))
+    backends.answer("POST", LOGIN, tokens_answer("header.payload.signature"))
 
     response = await log_in(client, email=" ada@example.com")
 
@@ -45,20 +40,30 @@ async def test_a_login_sets_an_http_only_session_cookie_and_opens_the_account(
     assert attributes[0] == "alta_session=header.payload.signature"
     assert {"HttpOnly", "SameSite=lax", "Path=/", "Max-Age=900"} <= set(attributes)
     assert "Secure" not in attributes
+    [refresh] = set_cookie_headers(response, "alta_refresh")
+    refresh_attributes = [part.strip() for part in refresh.split(";")]
+    assert refresh_attributes[0] == "alta_refresh=opaque-refresh-token"
+    assert {"HttpOnly", "SameSite=lax", "Path=/", "Max-Age=1209600"} <= set(refresh_attributes)
     [sent] = backends.sent("POST", LOGIN)
     assert json.loads(sent.content) == {"email": "ada@example.com", "password": PASSWORD}
+    # The client's address, for authz's per-address limit (ASGITransport's client).
+    assert sent.headers["x-forwarded-for"] == "127.0.0.1"
 
 
 async def test_the_session_cookie_is_secure_on_https(
     client_factory: ClientFactory, backends: FakeBackends
 ) -> None:
     client = await client_factory(public_url="https://bff.example")
-    backends.answer("POST", LOGIN, token_answer("header.payload.signature"))
+    backends.answer("POST", LOGIN, tokens_answer("header.payload.signature"))
 
     response = await log_in(client)
 
-    [cookie] = set_cookie_headers(response, "alta_session")
-    assert "Secure" in cookie
+    for name in ("__Host-alta_session", "__Host-alta_refresh"):
+        [cookie] = set_cookie_headers(response, name)
+        attributes = {part.strip() for part in cookie.split(";")}
+        assert {"Secure", "HttpOnly", "Path=/", "SameSite=lax"} <= attributes
+        assert "domain=" not in cookie.lower()
+    assert not set_cookie_headers(response, "alta_session")
 
 
 @pytest.mark.parametrize(
@@ -104,7 +109,8 @@ async def test_too_many_attempts_are_told_when_to_come_back(
 
     assert response.status_code == 429
     assert response.headers["retry-after"] == "30"
-    assert "Too many attempts, try again later" in response.text
+    assert "Too many failed login attempts" in response.text
+    assert "try again in 30 seconds" in response.text
 
 
 async def test_missing_fields_are_flagged_without_calling_authz(

@@ -63,8 +63,13 @@ async def test_https_public_url_adds_hsts_and_secure_cookies(client_factory: Cli
     response = await client.get("/")
 
     assert response.headers["strict-transport-security"].startswith("max-age=")
-    [cookie] = set_cookie_headers(response, "alta_csrf")
-    assert "Secure" in cookie
+    # __Host-: the browser insists on Secure, Path=/ and no Domain, so no subdomain can plant it.
+    [cookie] = set_cookie_headers(response, "__Host-alta_csrf")
+    assert {"Secure", "HttpOnly", "Path=/", "SameSite=lax"} <= {
+        part.strip() for part in cookie.split(";")
+    }
+    assert "domain=" not in cookie.lower()
+    assert not set_cookie_headers(response, "alta_csrf")
 
 
 async def test_the_stylesheet_is_served(client: httpx.AsyncClient) -> None:

@@ -60,6 +60,23 @@ def unsigned_token(kid: str) -> str:
     return f"{part(header)}.{part(claims)}."
 
 
+FAKE_REFRESH = "opaque-refresh-token"
+
+
+def tokens_answer(access_token: str, refresh_token: str = FAKE_REFRESH) -> httpx.Response:
+    """authz's answer to a login or a refresh."""
+    return httpx.Response(
+        200,
+        json={
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": 900,
+            "refresh_token": refresh_token,
+            "refresh_expires_in": 1_209_600,
+        },
+    )
+
+
 def error(status: int, code: str, **extra: Any) -> httpx.Response:
     return httpx.Response(status, json={"error": {"code": code, "message": code, **extra}})
 

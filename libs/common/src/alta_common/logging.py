@@ -23,9 +23,13 @@ _SECRET_IN_TEXT = [
     re.compile(r"(\b\w*(?:token|password|secret)=)[^&\s\"']+", re.IGNORECASE),
     # JSON text: "password": "…", "confirmation_token": "…"
     re.compile(rf"(\"[\w-]*(?:{_SECRET_WORDS})[\w-]*\"\s*:\s*\")[^\"]*", re.IGNORECASE),
+    # Python reprs, as in exception messages: 'password': '…'
+    re.compile(rf"('[\w-]*(?:{_SECRET_WORDS})[\w-]*'\s*:\s*')[^']*", re.IGNORECASE),
+    # links carrying a token in their path: /confirm/…, /reset-password/…
+    re.compile(r"(/(?:confirm|reset)[\w-]*/)[A-Za-z0-9_-]{16,}", re.IGNORECASE),
     # Authorization and Cookie header values
     re.compile(r"((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
-    re.compile(r"((?:^|[\s;,])alta_\w+=)[^;\s,]+"),
+    re.compile(r"((?:^|[\s;,])(?:__Host-)?alta_\w+=)[^;\s,]+"),
     # a JWT anywhere: header.payload.signature, the header always starting with {"
     re.compile(r"()eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
 ]

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import Lifespan
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from alta_common.errors import database_unavailable_handler, http_exception_handler
 from alta_common.health import health_routes
@@ -37,6 +38,8 @@ def create_service_app(
         lifespan=lifespan,
         exception_handlers=handlers,
         middleware=[
+            # First, so the request log, rate limits and cookies see the real client and scheme.
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_networks),
             Middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes),
             *middleware,
         ],
@@ -54,5 +57,8 @@ def serve(factory: str, settings: ServiceSettings) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        # The app applies TRUSTED_PROXIES itself (create_service_app); uvicorn's own default
+        # would trust forwarded headers from 127.0.0.1.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
     )

@@ -1,8 +1,9 @@
 """Typed settings shared by every service, read from the environment once at start-up."""
 
+import ipaddress
 from typing import Literal
 
-from pydantic import SecretStr, ValidationInfo
+from pydantic import SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -24,6 +25,24 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = 16 * 1024
     # Seconds uvicorn waits for in-flight requests after SIGTERM.
     graceful_timeout_seconds: float = 20.0
+    # Comma-separated addresses or CIDRs of the proxies in front (the load balancer's subnets;
+    # for authz, the BFF's). Only requests from them may set the client address and scheme
+    # with X-Forwarded-For / X-Forwarded-Proto. Empty: nobody may.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @property
     def is_development(self) -> bool:

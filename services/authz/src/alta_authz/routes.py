@@ -124,7 +124,7 @@ async def login(request: Request) -> JSONResponse:
             token_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             max_age=timedelta(seconds=settings.session_max_age_seconds),
         )
-    log.info("login succeeded", user_id=str(credentials.id), session_id=str(family_id))
+    log.info("login succeeded", user_id=str(credentials.id), family_id=str(family_id))
     return _tokens(request, credentials.id, family_id, roles, refresh_token)
 
 
@@ -224,7 +224,7 @@ async def revoke_all_sessions(request: Request) -> JSONResponse:
         raise ApiError(401, "invalid_token", "The access token is invalid.") from exc
     async with request.app.state.pool.connection() as conn:
         revoked = await repository.revoke_all_sessions(conn, user_id)
-    log.info("logged out everywhere", user_id=principal.subject, sessions=revoked)
+    log.info("logged out everywhere", user_id=principal.subject, count=revoked)
     return JSONResponse({"revoked": revoked})
 
 

@@ -5,11 +5,10 @@ import asyncio
 import math
 from typing import Any
 
-import structlog
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from alta_common.tokens import InvalidToken, JwtVerifier, KeysUnavailable, Principal
+from alta_common.tokens import Principal
 from alta_web_bff.accounts_backend import (
     Accepted,
     AccountsApi,
@@ -41,9 +40,7 @@ from alta_web_bff.pages import (
     confirmation_page,
     error_page,
 )
-from alta_web_bff.session import end_session, session_token
-
-log = structlog.get_logger("alta.web_bff.accounts")
+from alta_web_bff.session import SessionUnavailable, current_session, end_session
 
 ADMIN_PAGE_SIZE = 25
 MAX_SEARCH_LENGTH = 254
@@ -256,17 +253,12 @@ async def reset(request: Request) -> Response:
 
 async def _signed_in(request: Request) -> tuple[str, Principal] | Response:
     """The session's access token and its verified principal, or the page to answer with."""
-    access_token = session_token(request)
-    if access_token is None:
+    session = current_session(request)
+    if session is None:
         return _back_to_login(request)
-    verifier: JwtVerifier = request.app.state.jwt_verifier
-    try:
-        return access_token, await verifier.verify(access_token)
-    except KeysUnavailable:
+    if isinstance(session, SessionUnavailable):
         return error_page(request, 503)
-    except InvalidToken as exc:
-        log.info("session token rejected", reason=str(exc))
-        return _back_to_login(request)
+    return session.access_token, session.principal
 
 
 def account_page(

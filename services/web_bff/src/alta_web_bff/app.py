@@ -19,6 +19,7 @@ from alta_web_bff.accounts_backend import AccountsApi, DeliveriesApi
 from alta_web_bff.backend import AuthzApi, RegistrationApi
 from alta_web_bff.csrf import CsrfGuard
 from alta_web_bff.security_headers import SecurityHeadersMiddleware
+from alta_web_bff.session import SessionMiddleware
 from alta_web_bff.settings import Settings
 
 SERVICE_NAME = "web_bff"
@@ -45,6 +46,7 @@ def _routes() -> list[BaseRoute]:
         Route("/login", pages.log_in, methods=["POST"]),
         Route("/account", pages.account, methods=["GET"]),
         Route("/logout", pages.log_out, methods=["POST"]),
+        Route("/logout-everywhere", pages.log_out_everywhere, methods=["POST"]),
         Mount("/static", StaticFiles(packages=[("alta_web_bff", "static")]), name="static"),
     ]
 
@@ -91,7 +93,10 @@ def create_app(
         routes=_routes(),
         lifespan=lifespan,
         exception_handlers={HTTPException: pages.http_error, Exception: pages.server_error},
-        middleware=[Middleware(SecurityHeadersMiddleware, https=settings.uses_https)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, https=settings.uses_https),
+            Middleware(SessionMiddleware),
+        ],
     )
     app.state.templates = pages.create_templates()
     app.state.csrf = CsrfGuard(

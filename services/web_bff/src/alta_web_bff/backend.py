@@ -206,6 +206,8 @@ class RegistrationApi:
 class LoggedIn:
     access_token: str = field(repr=False)
     expires_in: int
+    refresh_token: str = field(repr=False)
+    refresh_expires_in: int
 
 
 class LoginRefusal(enum.Enum):
@@ -230,6 +232,8 @@ class _TokenBody(BaseModel):
     access_token: str = Field(min_length=1)
     token_type: Literal["Bearer"]
     expires_in: int = Field(gt=0)
+    refresh_token: str = Field(min_length=1)
+    refresh_expires_in: int = Field(gt=0)
 
 
 class AuthzApi:
@@ -241,22 +245,34 @@ class AuthzApi:
     def jwks_url(self) -> str:
         return f"{self._base_url}/.well-known/jwks.json"
 
-    async def log_in(self, *, email: str, password: str) -> LoginResult:
+    def _tokens(self, response: httpx.Response) -> LoggedIn | Unavailable:
+        try:
+            body = _TokenBody.model_validate_json(response.content)
+        except ValidationError:
+            return _unexpected("authz", response)
+        return LoggedIn(
+            access_token=body.access_token,
+            expires_in=body.expires_in,
+            refresh_token=body.refresh_token,
+            refresh_expires_in=body.refresh_expires_in,
+        )
+
+    async def log_in(self, *, email: str, password: str, client_ip: str | None) -> LoginResult:
+        # authz counts failed logins per client address; it believes this header only from
+        # the networks in its TRUSTED_PROXIES (ours).
+        headers = {"X-Forwarded-For": client_ip} if client_ip else None
         response = await _send(
             self._http,
             "authz",
             "POST",
             f"{self._base_url}/login",
             json={"email": email, "password": password},
+            headers=headers,
         )
         if isinstance(response, Unavailable):
             return response
         if response.status_code == 200:
-            try:
-                body = _TokenBody.model_validate_json(response.content)
-            except ValidationError:
-                return _unexpected("authz", response)
-            return LoggedIn(access_token=body.access_token, expires_in=body.expires_in)
+            return self._tokens(response)
         if response.status_code == 401:
             return LoginRefused(LoginRefusal.INVALID_CREDENTIALS)
         if response.status_code == 403:
@@ -271,4 +287,48 @@ class AuthzApi:
             return LoginRefused(
                 LoginRefusal.TOO_MANY_ATTEMPTS, retry_after=response.headers.get("retry-after")
             )
+        return _unexpected("authz", response)
+
+    async def refresh(self, refresh_token: str) -> LoggedIn | NotSignedIn | Unavailable:
+        response = await _send(
+            self._http,
+            "authz",
+            "POST",
+            f"{self._base_url}/token/refresh",
+            json={"refresh_token": refresh_token},
+        )
+        if isinstance(response, Unavailable):
+            return response
+        if response.status_code == 200:
+            return self._tokens(response)
+        if response.status_code in (401, 422):
+            return NotSignedIn()
+        return _unexpected("authz", response)
+
+    async def log_out(self, refresh_token: str) -> Unavailable | None:
+        response = await _send(
+            self._http,
+            "authz",
+            "POST",
+            f"{self._base_url}/logout",
+            json={"refresh_token": refresh_token},
+        )
+        if isinstance(response, Unavailable):
+            return response
+        return None if response.status_code == 204 else _unexpected("authz", response)
+
+    async def revoke_all_sessions(self, access_token: str) -> NotSignedIn | Unavailable | None:
+        response = await _send(
+            self._http,
+            "authz",
+            "POST",
+            f"{self._base_url}/sessions/revoke-all",
+            headers={"Authorization": f"Bearer {access_token}"},
+        )
+        if isinstance(response, Unavailable):
+            return response
+        if response.status_code == 200:
+            return None
+        if response.status_code in (401, 403):
+            return NotSignedIn()
         return _unexpected("authz", response)

@@ -1,9 +1,10 @@
 """CSRF protection for every form: a signed double-submit token and an Origin/Referer check.
 
-The token is `<nonce>.<signature>`, sent both in the HttpOnly `alta_csrf` cookie and in the
-form's hidden `csrf_token` field. The signature covers the nonce and the current session cookie,
-so a token planted by another site (for example through a sibling subdomain that can write our
-cookies) is useless: it was not signed with our key for this person's session.
+The token is `<nonce>.<signature>`, sent both in the HttpOnly `alta_csrf` cookie (`__Host-`
+under https) and in the form's hidden `csrf_token` field. The signature covers the nonce and the
+current session (its `sid`, which survives the access token's renewal), so a token planted by
+another site (for example through a sibling subdomain that can write our cookies) is useless:
+it was not signed with our key for this person's session.
 """
 
 import base64
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from alta_web_bff.session import session_token
+from alta_web_bff.session import cookie_name, session_binding
 from alta_web_bff.settings import origin_of
 
 CSRF_COOKIE = "alta_csrf"
@@ -34,13 +35,14 @@ class CsrfGuard:
         self._secret = secret
         self._public_origin = public_origin
         self._secure_cookie = secure_cookie
+        self._cookie = cookie_name(CSRF_COOKIE, secure=secure_cookie)
 
     def token_for(self, request: Request) -> CsrfToken:
         """The token for a form on this page: the cookie's while it is still valid, else a new one.
 
         Reusing it keeps forms open in other tabs working.
         """
-        current = request.cookies.get(CSRF_COOKIE, "")
+        current = request.cookies.get(self._cookie, "")
         if self._signed_for_session(request, current):
             return CsrfToken(current, is_new=False)
         nonce = secrets.token_urlsafe(32)
@@ -49,7 +51,7 @@ class CsrfGuard:
     def remember(self, response: Response, token: CsrfToken) -> None:
         if token.is_new:
             response.set_cookie(
-                CSRF_COOKIE,
+                self._cookie,
                 token.value,
                 path="/",
                 secure=self._secure_cookie,
@@ -59,15 +61,15 @@ class CsrfGuard:
 
     def accepts(self, request: Request, submitted: str | None) -> bool:
         """Whether a posted form came from our own page in this browser."""
-        cookie = request.cookies.get(CSRF_COOKIE, "")
+        cookie = request.cookies.get(self._cookie, "")
         return (
-            self._same_origin(request)
+            self.same_origin(request)
             and bool(submitted)
             and hmac.compare_digest(cookie.encode(), (submitted or "").encode())
             and self._signed_for_session(request, cookie)
         )
 
-    def _same_origin(self, request: Request) -> bool:
+    def same_origin(self, request: Request) -> bool:
         # Browsers send Origin on every cross-site POST; Referer is the fallback for old ones.
         source = request.headers.get("origin") or request.headers.get("referer")
         return source is None or origin_of(source) == self._public_origin
@@ -79,6 +81,6 @@ class CsrfGuard:
         )
 
     def _signature(self, request: Request, nonce: str) -> str:
-        message = b"\0".join([nonce.encode(), (session_token(request) or "").encode()])
+        message = b"\0".join([nonce.encode(), session_binding(request).encode()])
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from alta_common.tokens import InvalidToken, JwtVerifier, KeysUnavailable
 from alta_web_bff.backend import (
     Account,
     AuthzApi,
@@ -36,7 +35,13 @@ from alta_web_bff.forms import (
     read_form,
 )
 from alta_web_bff.security_headers import security_headers
-from alta_web_bff.session import end_session, session_token, start_session
+from alta_web_bff.session import (
+    SessionUnavailable,
+    current_session,
+    end_session,
+    refresh_token,
+    start_session,
+)
 from alta_web_bff.settings import Settings
 
 log = structlog.get_logger("alta.web_bff.pages")
@@ -87,6 +92,7 @@ _FORM_PAGES = {
     "/reset-password": "/forgot-password",
     "/account/name": "/account",
     "/account/password": "/account",
+    "/logout-everywhere": "/account",
 }
 
 
@@ -217,8 +223,13 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 async def _checked_form(request: Request) -> dict[str, str]:
     """The posted fields, once the form is known to come from our own page in this browser."""
-    fields = await read_form(request)
     guard: CsrfGuard = request.app.state.csrf
+    # Checked before the body is read, so a cross-site post of any content type (multipart,
+    # text/plain) is refused as such rather than as an unsupported form.
+    if not guard.same_origin(request):
+        log.info("form refused by origin check", path=request.url.path)
+        raise HTTPException(403)
+    fields = await read_form(request)
     if not guard.accepts(request, fields.get(CSRF_FIELD)):
         log.info("form refused by csrf check", path=request.url.path)
         raise HTTPException(403)
@@ -353,6 +364,15 @@ def confirmation_page(request: Request, result: Confirmation | Unavailable | Non
             return error_page(request, 503)
 
 
+def _too_many_logins(seconds: int) -> str:
+    minutes = -(-seconds // 60)
+    wait = f"{seconds} seconds" if seconds < 60 else f"{minutes} minute{'s' * (minutes > 1)}"
+    return (
+        "Too many failed login attempts. For your security, logging in is paused: "
+        f"try again in {wait}. If you forgot your password, you can reset it."
+    )
+
+
 def _login_page(
     request: Request,
     form: LoginForm | None = None,
@@ -381,23 +401,20 @@ async def log_in(request: Request) -> Response:
             status_code=422,
         )
     authz: AuthzApi = request.app.state.authz
-    result = await authz.log_in(email=form.email, password=form.password)
+    client_ip = request.client.host if request.client else None
+    result = await authz.log_in(email=form.email, password=form.password, client_ip=client_ip)
     match result:
-        case LoggedIn(access_token=access_token, expires_in=expires_in):
+        case LoggedIn():
             response = RedirectResponse("/account", status_code=303)
-            start_session(
-                response,
-                access_token,
-                max_age=expires_in,
-                secure=_settings(request).uses_https,
-            )
+            start_session(response, result, secure=_settings(request).uses_https)
             return response
         case LoginRefused(reason=reason, retry_after=retry_after):
             status_code, alert = _LOGIN_REFUSALS[reason]
+            wait = retry_after if retry_after and retry_after.isdigit() else None
+            if reason is LoginRefusal.TOO_MANY_ATTEMPTS and wait is not None:
+                alert = _too_many_logins(int(wait))
             # Passed on so that a person (or a well-behaved script) knows how long to wait.
-            headers = (
-                {"Retry-After": retry_after} if retry_after and retry_after.isdigit() else None
-            )
+            headers = {"Retry-After": wait} if wait is not None else None
             return _login_page(request, form, alert=alert, status_code=status_code, headers=headers)
         case Unavailable():
             return _login_page(request, form, alert=TRY_AGAIN, status_code=503)
@@ -410,19 +427,13 @@ def _back_to_login(request: Request) -> Response:
 
 
 async def account(request: Request) -> Response:
-    access_token = session_token(request)
-    if access_token is None:
+    session = current_session(request)
+    if session is None:
         return _back_to_login(request)
-    verifier: JwtVerifier = request.app.state.jwt_verifier
-    try:
-        await verifier.verify(access_token)
-    except KeysUnavailable:
+    if isinstance(session, SessionUnavailable):
         return error_page(request, 503)
-    except InvalidToken as exc:
-        log.info("session token rejected", reason=str(exc))
-        return _back_to_login(request)
     registration: RegistrationApi = request.app.state.registration
-    result = await registration.account(access_token)
+    result = await registration.account(session.access_token)
     match result:
         case Account():
             return _form_page(request, "account.html", {"account": result})
@@ -434,4 +445,23 @@ async def account(request: Request) -> Response:
 
 async def log_out(request: Request) -> Response:
     await _checked_form(request)
+    token = refresh_token(request)
+    if token is not None:
+        authz: AuthzApi = request.app.state.authz
+        if isinstance(await authz.log_out(token), Unavailable):
+            # The cookies still go; the session itself ends when its refresh token expires.
+            log.warning("logout could not reach authz")
+    return _back_to_login(request)
+
+
+async def log_out_everywhere(request: Request) -> Response:
+    await _checked_form(request)
+    session = current_session(request)
+    if session is None:
+        return _back_to_login(request)
+    if isinstance(session, SessionUnavailable):
+        return error_page(request, 503)
+    authz: AuthzApi = request.app.state.authz
+    if isinstance(await authz.revoke_all_sessions(session.access_token), Unavailable):
+        return error_page(request, 503)
     return _back_to_login(request)

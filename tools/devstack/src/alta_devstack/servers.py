@@ -13,7 +13,15 @@ class ServerThread:
 
     def __init__(self, app: ASGIApp, port: int, host: str = "127.0.0.1") -> None:
         self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        # Forwarded headers are the app's business (TRUSTED_PROXIES), as in production.
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, name=f"uvicorn-{port}", daemon=True
