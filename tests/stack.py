@@ -144,4 +144,6 @@ def stack_environment(
         "AUTHZ_URL": authz,
         "AUTHZ_JWKS_URL": f"{authz}/.well-known/jwks.json",
         "REGISTRATION_URL": f"http://127.0.0.1:{ports['registration']}",
+        "EMAIL_SENDER_URL": f"http://127.0.0.1:{ports['email_sender']}",
+        "CRM_INTEGRATION_URL": f"http://127.0.0.1:{ports['crm_integration']}",
     }
