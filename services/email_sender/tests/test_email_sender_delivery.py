@@ -1,6 +1,6 @@
 """Registration events become exactly one email each."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
@@ -186,3 +186,47 @@ async def test_health_and_readiness_when_everything_is_up(
     assert health.status_code == 200
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"] == {"database": "ok", "sqs": "ok", "consumer": "ok"}
+
+
+async def test_a_reset_request_emails_a_single_use_link_and_records_whose_it_was(
+    start_email_sender: StartEmailSender,
+    email_queues: Queues,
+    smtp_sink: SmtpSink,
+    database_url: str,
+) -> None:
+    event = make_event(
+        "registration.password_reset_requested",
+        password_reset_token="r+s/t=u&v",
+        password_reset_expires_at=datetime(2031, 3, 12, 15, 0, tzinfo=UTC),
+    )
+    start_email_sender()
+
+    await email_queues.publish(event.model_dump_json())
+
+    [message] = await eventually(smtp_sink.messages)
+    assert message["Subject"] == "Reset your Alta password"
+    text, html = _parts(message)
+    for part in (text, html):
+        assert "This link expires on 12 March 2031 at 15:00 UTC. It works once." in part
+    [link] = _links(text, "/reset-password?")
+    url = urlsplit(link)
+    assert (url.netloc, url.path) == ("alta.example", "/reset-password")
+    assert parse_qs(url.query) == {"token": ["r+s/t=u&v"]}
+    await eventually(email_queues.is_drained)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT user_id, kind, status FROM email_sender.deliveries").fetchall()
+    assert rows == [(event.user_id, "password_reset", "sent")]
+
+
+async def test_a_password_change_tells_the_owner_how_to_take_the_account_back(
+    start_email_sender: StartEmailSender, email_queues: Queues, smtp_sink: SmtpSink
+) -> None:
+    start_email_sender()
+
+    await email_queues.publish(make_event("registration.password_changed").model_dump_json())
+
+    [message] = await eventually(smtp_sink.messages)
+    assert message["Subject"] == "Your Alta password was changed"
+    text, _ = _parts(message)
+    assert _links(text, "/forgot-password") == ["https://alta.example/forgot-password"]
+    assert "token" not in text

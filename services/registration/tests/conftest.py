@@ -60,7 +60,8 @@ class AuthzStandIn:
 @pytest.fixture
 def authz_standin(signing_key: Ed25519PrivateKey) -> Iterator[AuthzStandIn]:
     """A stand-in for authz: its JWKS with the test's own key, and `/authorize` allowing an
-    account only its own `user:<id>` (authz's real policy is tested in authz and end to end)."""
+    account only its own `user:<id>`, and an admin the `registrations` list (authz's real policy
+    is tested in authz and end to end)."""
     jwk = json.loads(OKPAlgorithm.to_jwk(signing_key.public_key()))
     jwks = {"keys": [{**jwk, "kid": TEST_KID, "alg": "EdDSA", "use": "sig"}]}
     questions: list[tuple[str, str]] = []
@@ -71,10 +72,13 @@ def authz_standin(signing_key: Ed25519PrivateKey) -> Iterator[AuthzStandIn]:
 
     async def authorize(request: Request) -> JSONResponse:
         token = request.headers["authorization"].removeprefix("Bearer ")
-        subject = jwt.decode(token, options={"verify_signature": False})["sub"]
+        claims = jwt.decode(token, options={"verify_signature": False})
         body = await request.json()
         questions.append((body["action"], body["resource"]))
-        allowed = body["resource"] == f"user:{subject}" and not standin.refuse_everything
+        admin_asks = "admin" in claims.get("roles", []) and body["resource"] == "registrations"
+        allowed = (
+            body["resource"] == f"user:{claims['sub']}" or admin_asks
+        ) and not standin.refuse_everything
         return JSONResponse({"allowed": allowed})
 
     app = Starlette(

@@ -15,6 +15,10 @@ EventType = Literal[
     "registration.confirmation_reissued",
     # The address was confirmed: CRM status update.
     "registration.confirmed",
+    # A forgotten password: a single-use reset link by email.
+    "registration.password_reset_requested",
+    # The password was reset or changed: a heads-up email to the owner, no CRM report.
+    "registration.password_changed",
 ]
 
 
@@ -33,3 +37,6 @@ class RegistrationEvent(BaseModel):
     # Only on the email queue's confirmation events; the database keeps just the token's hash.
     confirmation_token: str | None = None
     confirmation_expires_at: datetime | None = None
+    # Only on password_reset_requested; likewise only its hash is stored.
+    password_reset_token: str | None = None
+    password_reset_expires_at: datetime | None = None

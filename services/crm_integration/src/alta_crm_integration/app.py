@@ -1,6 +1,6 @@
 """crm_integration: reports sign-ups from the `crm` queue to the CRM, within its rate limit.
 
-Its HTTP port serves only /healthz and /readyz.
+Its HTTP port serves /healthz, /readyz and the admin-only /deliveries/lookup.
 """
 
 from collections.abc import AsyncIterator
@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
+from alta_common.access import open_access_control
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.http_client import create_http_client
 from alta_common.logging import configure_logging
 from alta_common.service import create_service_app
 from alta_common.sqs import open_sqs_client
+from alta_crm_integration import deliveries_api
 from alta_crm_integration.crm_client import CrmClient
 from alta_crm_integration.handler import CrmSyncHandler
 from alta_crm_integration.rate_limiter import SharedRateLimiter
@@ -45,9 +47,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 timeout_seconds=settings.crm_timeout_seconds,
                 max_connections=settings.crm_max_in_flight,
             ) as http,
+            open_access_control(app, settings),
         ):
+            app.state.deliveries = DeliveryRepository(pool)
             handler = CrmSyncHandler(
-                repository=DeliveryRepository(pool),
+                repository=app.state.deliveries,
                 limiter=SharedRateLimiter(
                     pool,
                     name=RATE_LIMIT_NAME,
@@ -76,4 +80,4 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 # Batches in hand finish within their handling budget; then the rest is SQS's.
                 await worker.stop(timeout_seconds=settings.handling_budget_seconds + 5)
 
-    return create_service_app(settings, routes=[], lifespan=lifespan)
+    return create_service_app(settings, routes=deliveries_api.routes, lifespan=lifespan)

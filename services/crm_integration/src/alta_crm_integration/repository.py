@@ -76,6 +76,13 @@ RETURNING r.next_slot_at - %(interval)s, clock_timestamp()
 """
 
 
+_LAST_SYNCED = """
+SELECT user_id, max(synced_at) FROM crm_integration.deliveries
+WHERE user_id = ANY(%(user_ids)s) AND status = 'synced'
+GROUP BY user_id
+"""
+
+
 class DeliveryRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
@@ -129,6 +136,14 @@ class DeliveryRepository:
                     "crm_status": crm_status,
                 },
             )
+
+    async def last_synced_times(self, user_ids: list[UUID]) -> dict[UUID, datetime]:
+        """When the CRM last accepted an event of each account; accounts without one are left
+        out."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_LAST_SYNCED, {"user_ids": user_ids})
+            rows: list[tuple[UUID, datetime]] = await cursor.fetchall()
+            return dict(rows)
 
 
 async def reserve_slot(

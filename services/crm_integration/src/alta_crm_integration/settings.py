@@ -4,6 +4,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from alta_common.access import AccessSettings
 from alta_common.settings import (
     DatabaseSettings,
     ServiceSettings,
@@ -18,7 +19,7 @@ DEV_CRM_API_TOKEN = "dev-crm-token"  # noqa: S105 (the development default, refu
 HANDLING_SHARE_OF_VISIBILITY = 0.8
 
 
-class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
+class Settings(ServiceSettings, DatabaseSettings, SqsSettings, AccessSettings):
     port: int = 8004
 
     crm_queue_name: str = "crm"

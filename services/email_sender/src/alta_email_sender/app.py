@@ -6,10 +6,12 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
+from alta_common.access import open_access_control
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.logging import configure_logging
 from alta_common.service import create_service_app
 from alta_common.sqs import SqsConsumer, open_sqs_client, queue_url
+from alta_email_sender import deliveries_api
 from alta_email_sender.emails import EmailComposer
 from alta_email_sender.handler import EmailEventHandler
 from alta_email_sender.mailer import Mailer
@@ -22,7 +24,7 @@ SERVICE = "email_sender"
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(SERVICE, settings.log_level)
-    return create_service_app(settings, routes=[], lifespan=lifespan)
+    return create_service_app(settings, routes=deliveries_api.routes, lifespan=lifespan)
 
 
 @asynccontextmanager
@@ -34,7 +36,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             schema=SERVICE,
             package="alta_email_sender.migrations",
         )
-    async with open_pool(settings, name=SERVICE) as pool, open_sqs_client(settings) as sqs:
+    async with (
+        open_pool(settings, name=SERVICE) as pool,
+        open_sqs_client(settings) as sqs,
+        open_access_control(app, settings),
+    ):
+        app.state.deliveries = DeliveryRepository(pool)
         email_queue = await queue_url(sqs, settings.email_queue_name)
         consumer = SqsConsumer(
             sqs,
@@ -46,7 +53,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                     sender=settings.email_from,
                 ),
                 mailer=Mailer(settings),
-                deliveries=DeliveryRepository(pool),
+                deliveries=app.state.deliveries,
                 claim_seconds=settings.sqs_visibility_timeout_seconds,
                 send_timeout_seconds=settings.smtp_timeout_seconds,
             ),

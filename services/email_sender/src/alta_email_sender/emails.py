@@ -13,11 +13,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from alta_common.events import RegistrationEvent
 
-EmailKind = Literal["confirmation", "already_registered"]
+EmailKind = Literal["confirmation", "already_registered", "password_reset", "password_changed"]
 
 _SUBJECTS: dict[EmailKind, str] = {
     "confirmation": "Confirm your Alta account",
     "already_registered": "You already have an Alta account",
+    "password_reset": "Reset your Alta password",
+    "password_changed": "Your Alta password was changed",
 }
 
 
@@ -84,6 +86,24 @@ class EmailComposer:
         if event.type == "registration.duplicate_attempt":
             # No name here: it was typed by whoever tried to sign up, not by the account owner.
             return self._render(event, "already_registered", login_url=f"{self._public_url}/login")
+        if event.type == "registration.password_reset_requested":
+            if not event.password_reset_token:
+                raise UnsendableEvent(f"{event.type} without a reset token")
+            query = urlencode({"token": event.password_reset_token})
+            return self._render(
+                event,
+                "password_reset",
+                name=event.name,
+                reset_url=f"{self._public_url}/reset-password?{query}",
+                expiry=_expiry_wording(event.password_reset_expires_at),
+            )
+        if event.type == "registration.password_changed":
+            return self._render(
+                event,
+                "password_changed",
+                name=event.name,
+                forgot_url=f"{self._public_url}/forgot-password",
+            )
         raise UnsendableEvent(f"no email for event type {event.type}")
 
     def _render(self, event: RegistrationEvent, kind: EmailKind, **context: Any) -> Email:

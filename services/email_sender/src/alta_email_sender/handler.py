@@ -69,6 +69,7 @@ class EmailEventHandler:
             event.event_id,
             kind=email.kind,
             recipient_hash=recipient_hash(event.email),
+            user_id=event.user_id,
             lease_seconds=self._claim_seconds,
         )
         if claim.status == "already_sent":

@@ -1,6 +1,7 @@
 """The SQL of email_sender: delivery claims in email_sender.deliveries."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -22,8 +23,8 @@ class Claim:
 # SELECT in the same transaction reads the state that made us lose.
 _CLAIM = """
 INSERT INTO email_sender.deliveries AS d
-    (event_id, kind, recipient_hash, status, lease_until)
-VALUES (%(event_id)s, %(kind)s, %(recipient_hash)s, 'sending',
+    (event_id, kind, recipient_hash, user_id, status, lease_until)
+VALUES (%(event_id)s, %(kind)s, %(recipient_hash)s, %(user_id)s, 'sending',
         now() + make_interval(secs => %(lease_seconds)s))
 ON CONFLICT (event_id) DO UPDATE
     SET lease_until = EXCLUDED.lease_until, attempts = d.attempts + 1
@@ -47,18 +48,32 @@ WHERE event_id = %(event_id)s
 """
 
 
+_CONFIRMATIONS_SENT = """
+SELECT user_id, max(sent_at) FROM email_sender.deliveries
+WHERE user_id = ANY(%(user_ids)s) AND kind = 'confirmation' AND status = 'sent'
+GROUP BY user_id
+"""
+
+
 class DeliveryRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
     async def claim(
-        self, event_id: UUID, *, kind: EmailKind, recipient_hash: str, lease_seconds: float
+        self,
+        event_id: UUID,
+        *,
+        kind: EmailKind,
+        recipient_hash: str,
+        user_id: UUID,
+        lease_seconds: float,
     ) -> Claim:
         """Take the right to send this event's email, committed before anything is sent."""
         params = {
             "event_id": event_id,
             "kind": kind,
             "recipient_hash": recipient_hash,
+            "user_id": user_id,
             "lease_seconds": lease_seconds,
         }
         async with self._pool.connection() as conn, conn.transaction():
@@ -81,3 +96,11 @@ class DeliveryRepository:
     async def mark_sent(self, event_id: UUID) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(_MARK_SENT, {"event_id": event_id})
+
+    async def confirmation_sent_times(self, user_ids: list[UUID]) -> dict[UUID, datetime]:
+        """When each account's latest confirmation email went out; accounts without one are left
+        out."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_CONFIRMATIONS_SENT, {"user_ids": user_ids})
+            rows: list[tuple[UUID, datetime]] = await cursor.fetchall()
+            return dict(rows)

@@ -5,6 +5,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from alta_common.access import AccessSettings
 from alta_common.settings import (
     DatabaseSettings,
     ServiceSettings,
@@ -15,7 +16,7 @@ from alta_common.settings import (
 SmtpSecurity = Literal["none", "starttls", "tls"]
 
 
-class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
+class Settings(ServiceSettings, DatabaseSettings, SqsSettings, AccessSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     port: int = 8003

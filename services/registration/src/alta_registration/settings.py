@@ -11,6 +11,9 @@ class Settings(ServiceSettings, DatabaseSettings, SqsSettings):
     # At most one email per account per interval for repeated sign-ups, so nobody can flood
     # an address by signing up with it again and again.
     account_notice_interval_seconds: int = 300
+    # A reset link is valid this long, and at most one is emailed per account per interval.
+    password_reset_token_ttl_minutes: int = 60
+    password_reset_interval_seconds: int = 60
     outbox_batch_size: int = 10
     outbox_poll_interval_seconds: float = 0.5
     # authz decides every protected request (alta_common.authorization).

@@ -73,5 +73,30 @@ def parse_sign_up(data: dict[str, Any]) -> SignUp:
         if message
     }
     if errors:
-        raise ApiError(422, "invalid_input", "Some fields need attention.", fields=errors)
+        raise _invalid(errors)
     return SignUp(email=canonical_email(fields["email"]), name=name, password=fields["password"])
+
+
+def _invalid(errors: dict[str, str]) -> ApiError:
+    return ApiError(422, "invalid_input", "Some fields need attention.", fields=errors)
+
+
+def parse_email(data: dict[str, Any]) -> str:
+    """The canonical address of a resend or reset request, or a 422."""
+    email = string_fields(data, ("email",))["email"]
+    if message := _email_error(email):
+        raise _invalid({"email": message})
+    return canonical_email(email)
+
+
+def parse_name(data: dict[str, Any]) -> str:
+    name = unicodedata.normalize("NFC", string_fields(data, ("name",))["name"].strip())
+    if message := _name_error(name):
+        raise _invalid({"name": message})
+    return name
+
+
+def check_new_password(password: str, field: str = "password") -> str:
+    if message := _password_error(password):
+        raise _invalid({field: message})
+    return password

@@ -14,7 +14,8 @@ from alta_common.http_client import create_http_client
 from alta_common.logging import configure_logging
 from alta_common.service import create_service_app
 from alta_common.tokens import JwtVerifier
-from alta_web_bff import pages
+from alta_web_bff import account_pages, pages
+from alta_web_bff.accounts_backend import AccountsApi, DeliveriesApi
 from alta_web_bff.backend import AuthzApi, RegistrationApi
 from alta_web_bff.csrf import CsrfGuard
 from alta_web_bff.security_headers import SecurityHeadersMiddleware
@@ -29,7 +30,18 @@ def _routes() -> list[BaseRoute]:
         Route("/", pages.sign_up_form, methods=["GET"]),
         Route("/", pages.sign_up, methods=["POST"]),
         Route("/check-inbox", pages.check_inbox, methods=["GET"]),
-        Route("/confirm", pages.confirm, methods=["GET"]),
+        Route("/confirm", account_pages.confirm_form, methods=["GET"]),
+        Route("/confirm", account_pages.confirm, methods=["POST"]),
+        Route("/resend-confirmation", account_pages.resend_form, methods=["GET"]),
+        Route("/resend-confirmation", account_pages.resend, methods=["POST"]),
+        Route("/forgot-password", account_pages.forgot_form, methods=["GET"]),
+        Route("/forgot-password", account_pages.forgot, methods=["POST"]),
+        Route("/email-sent", account_pages.email_sent, methods=["GET"]),
+        Route("/reset-password", account_pages.reset_form, methods=["GET"]),
+        Route("/reset-password", account_pages.reset, methods=["POST"]),
+        Route("/account/name", account_pages.change_name, methods=["POST"]),
+        Route("/account/password", account_pages.change_password, methods=["POST"]),
+        Route("/admin/registrations", account_pages.admin_registrations, methods=["GET"]),
         Route("/login", pages.login_form, methods=["GET"]),
         Route("/login", pages.log_in, methods=["POST"]),
         Route("/account", pages.account, methods=["GET"]),
@@ -57,6 +69,13 @@ def create_app(
             authz = AuthzApi(http, base_url=settings.authz_url)
             app.state.registration = registration
             app.state.authz = authz
+            app.state.accounts = AccountsApi(http, base_url=settings.registration_url)
+            app.state.email_deliveries = DeliveriesApi(
+                http, service="email_sender", base_url=settings.email_sender_url
+            )
+            app.state.crm_deliveries = DeliveriesApi(
+                http, service="crm_integration", base_url=settings.crm_integration_url
+            )
             app.state.jwt_verifier = JwtVerifier(
                 http,
                 jwks_url=authz.jwks_url,

@@ -49,7 +49,7 @@ async def read_form(request: Request) -> dict[str, str]:
     return fields
 
 
-def _email_problem(email: str) -> str | None:
+def email_problem(email: str) -> str | None:
     local, _, domain = email.rpartition("@")
     if not email:
         return "Enter your email address."
@@ -60,7 +60,7 @@ def _email_problem(email: str) -> str | None:
     return None
 
 
-def _new_password_problem(password: str) -> str | None:
+def new_password_problem(password: str) -> str | None:
     if not password:
         return "Choose a password."
     if len(password) < PASSWORD_MIN_LENGTH:
@@ -95,13 +95,13 @@ class SignUpForm:
 
     def problems(self) -> dict[str, str]:
         problems: dict[str, str] = {}
-        if email_problem := _email_problem(self.email):
-            problems["email"] = email_problem
+        if email_error := email_problem(self.email):
+            problems["email"] = email_error
         if not self.name:
             problems["name"] = "Enter your name."
         elif len(self.name) > NAME_MAX_LENGTH:
             problems["name"] = f"Use at most {NAME_MAX_LENGTH} characters."
-        if password_problem := _new_password_problem(self.password):
+        if password_problem := new_password_problem(self.password):
             problems["password"] = password_problem
         return problems
 
@@ -117,8 +117,8 @@ class LoginForm:
 
     def problems(self) -> dict[str, str]:
         problems: dict[str, str] = {}
-        if email_problem := _email_problem(self.email):
-            problems["email"] = email_problem
+        if email_error := email_problem(self.email):
+            problems["email"] = email_error
         if password_problem := _password_problem(self.password):
             problems["password"] = password_problem
         return problems

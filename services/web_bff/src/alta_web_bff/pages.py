@@ -1,7 +1,7 @@
 """The page handlers: sign-up, confirmation, login, account and logout, plus the error pages."""
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -86,6 +86,12 @@ _FORM_PAGES = {
     "/": "/",
     "/login": "/login",
     "/logout": "/account",
+    "/confirm": "/",
+    "/resend-confirmation": "/resend-confirmation",
+    "/forgot-password": "/forgot-password",
+    "/reset-password": "/forgot-password",
+    "/account/name": "/account",
+    "/account/password": "/account",
     "/logout-everywhere": "/account",
 }
 
@@ -103,6 +109,12 @@ def create_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters["long_date"] = _long_date
+    env.globals.update(
+        utc=UTC,
+        name_max_length=NAME_MAX_LENGTH,
+        password_min_length=PASSWORD_MIN_LENGTH,
+        password_max_length=PASSWORD_MAX_LENGTH,
+    )
     return Jinja2Templates(env=env)
 
 
@@ -299,14 +311,9 @@ async def check_inbox(request: Request) -> Response:
     )
 
 
-async def confirm(request: Request) -> Response:
-    token = request.query_params.get("token", "")
-    registration: RegistrationApi = request.app.state.registration
-    if not token or len(token) > MAX_CONFIRMATION_TOKEN_LENGTH:
-        result: Confirmation | Unavailable = Confirmation.INVALID
-    else:
-        result = await registration.confirm(token)
-    match result:
+def confirmation_page(request: Request, result: Confirmation | Unavailable | None) -> Response:
+    """What a confirmation link led to; None for a link without a usable token."""
+    match result or Confirmation.INVALID:
         case Confirmation.CONFIRMED:
             return _message_page(
                 request,
@@ -320,7 +327,9 @@ async def confirm(request: Request) -> Response:
             return _message_page(
                 request,
                 title="Already confirmed",
-                message="This email address was already confirmed. You can log in.",
+                message=(
+                    "This link was already used: your email address is confirmed. You can log in."
+                ),
                 link_url="/login",
                 link_text="Log in",
                 tone="success",
@@ -330,11 +339,11 @@ async def confirm(request: Request) -> Response:
                 request,
                 title="This link has expired",
                 message=(
-                    "Confirmation links are valid for a limited time. Sign up again with the "
-                    "same address and we will send you a new link."
+                    "Confirmation links are valid for a limited time. Ask for a new link and "
+                    "we will email it to you."
                 ),
-                link_url="/",
-                link_text="Go to the sign-up page",
+                link_url="/resend-confirmation",
+                link_text="Send me a new link",
                 tone="error",
                 status_code=410,
             )

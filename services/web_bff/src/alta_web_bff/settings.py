@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
     public_url: str = "http://127.0.0.1:8000"
     registration_url: str = "http://127.0.0.1:8002"
     authz_url: str = "http://127.0.0.1:8001"
+    # The consumers' admin-only delivery lookups, for the admin console.
+    email_sender_url: str = "http://127.0.0.1:8003"
+    crm_integration_url: str = "http://127.0.0.1:8004"
     jwt_issuer: str = "alta-authz"
     jwt_audience: str = "alta"
     # Registration hashes the password before answering, so sign-ups need more than a moment.
@@ -40,7 +43,9 @@ class Settings(ServiceSettings):
 
     _real_secrets = field_validator("csrf_secret")(require_real_secret)
 
-    @field_validator("public_url", "registration_url", "authz_url")
+    @field_validator(
+        "public_url", "registration_url", "authz_url", "email_sender_url", "crm_integration_url"
+    )
     @classmethod
     def _http_url(cls, value: str) -> str:
         if origin_of(value) is None:
