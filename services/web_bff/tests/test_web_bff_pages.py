@@ -3,6 +3,7 @@
 import re
 
 import httpx
+import pytest
 
 from alta_web_bff.app import create_app
 from alta_web_bff.settings import Settings
@@ -122,3 +123,23 @@ async def test_an_unexpected_failure_still_shows_a_page() -> None:
     assert response.headers["content-type"].startswith("text/html")
     assert "Something went wrong on our side" in response.text
     assert response.headers["content-security-policy"] == CSP
+
+
+@pytest.mark.parametrize("path", ["/", "/login", "/check-inbox", "/account", "/no-such-page"])
+async def test_every_answer_carries_the_security_headers_and_no_inline_script(
+    client_factory: ClientFactory, path: str
+) -> None:
+    client = await client_factory(public_url="https://bff.example")
+
+    response = await client.get(path)
+
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert "default-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert response.headers["strict-transport-security"] == "max-age=63072000"
+    assert "<script" not in response.text.lower()
+    assert "onclick=" not in response.text.lower()
