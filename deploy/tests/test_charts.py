@@ -41,9 +41,11 @@ VALUE_SETS: dict[str, list[str]] = {
     "keda-on": KEDA_ON,
     "keda-pod-identity": [
         *KEDA_ON,
-        "--set", "keda.identityOwner=pod",
-        "--set", "serviceAccount.irsaRoleArn=arn:aws:iam::123456789012:role/consumer",
-    ],  # fmt: skip
+        "--set",
+        "keda.identityOwner=pod",
+        "--set",
+        "serviceAccount.irsaRoleArn=arn:aws:iam::123456789012:role/consumer",
+    ],
     "service-monitor": ["--set", "metrics.serviceMonitor.enabled=true"],
 }
 KEDA_SETS = {"keda-on", "keda-pod-identity"}
@@ -132,7 +134,9 @@ def container_of(docs: list[Manifest]) -> Manifest:
 
 
 render_ids: Callable[[tuple[str, str]], str] = "/".join
-every_render = pytest.mark.parametrize(("chart", "value_set"), RENDERS, ids=map(render_ids, RENDERS))
+every_render = pytest.mark.parametrize(
+    ("chart", "value_set"), RENDERS, ids=map(render_ids, RENDERS)
+)
 
 
 @cache
@@ -236,7 +240,9 @@ def test_pods_get_the_production_environment_and_secrets_only_by_reference(
     assert config["APP_ENV"] == "production"
     assert config["HOST"] == "0.0.0.0"
     assert config["PORT"] == str(PORTS[chart])
-    assert container["envFrom"] == [{"configMapRef": {"name": only(docs, "ConfigMap")["metadata"]["name"]}}]
+    assert container["envFrom"] == [
+        {"configMapRef": {"name": only(docs, "ConfigMap")["metadata"]["name"]}}
+    ]
 
     assert not SECRET_VARIABLES & config.keys()
     assert not [doc for doc in docs if doc["kind"] == "Secret"], "Secrets come from existingSecret"
@@ -374,7 +380,9 @@ def test_authz_reads_its_signing_keys_from_a_mounted_secret() -> None:
 @pytest.mark.parametrize("chart", ["registration", "email-sender", "crm-integration"])
 def test_services_using_aws_get_an_irsa_role_in_production(chart: str) -> None:
     account = only(manifests(chart, "production"), "ServiceAccount")
-    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
+        "arn:aws:iam::"
+    )
     assert account["automountServiceAccountToken"] is False
 
 

@@ -1,9 +1,9 @@
 """`python -m alta_registration migrate`, the command the Helm hook Job runs, in its own process."""
 
 import os
-from importlib.resources import files
 import subprocess
 import sys
+from importlib.resources import files
 
 import psycopg
 
@@ -53,4 +53,3 @@ def test_migrate_creates_the_schema_then_a_second_run_changes_nothing(database_u
     assert second.returncode == 0, second.stderr
     assert registration_state(database_url) == (versions, relations)
     assert '"applied": []' in second.stdout + second.stderr
-
