@@ -5,18 +5,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from alta_authz.keys import KeyStore
 from alta_devstack.crm_standin import CrmStandin
+from alta_devstack.jwt_attacks import ATTACKS, jwt_attacks
 from alta_devstack.smtp_sink import SmtpSink
 from alta_devstack.sqs import QueueUrls
 
 from .stack import Stack, stack_environment
-from .test_end_to_end import confirm, confirmation_link, csrf_token, eventually, mail_to, submit
+from .test_end_to_end import confirmation_link, csrf_token, eventually, mail_to, submit
 
 PASSWORD = "c0rrect h0rse b4ttery st4ple"
 WRONG_PASSWORD = "wr0ng p4ssword entirely"
@@ -26,38 +30,52 @@ LEEWAY = 5
 
 
 @pytest.fixture
-def auth_stack(
+def auth_stack_factory(
     tmp_path: Path,
     database_url: str,
     sqs_endpoint: str,
     sqs_queues: dict[str, QueueUrls],
     smtp_sink: SmtpSink,
     crm_standin: CrmStandin,
-) -> Iterator[Stack]:
-    log_dir = tmp_path / "logs"
-    log_dir.mkdir()
-    keys_dir = tmp_path / "jwt-keys"
-    run_authz_command("rotate-keys", "--dir", str(keys_dir))
-    stack = Stack(env={}, log_dir=log_dir)
-    stack.env = {
-        **stack_environment(
-            database_url=database_url,
-            sqs_endpoint=sqs_endpoint,
-            queues=sqs_queues,
-            smtp_port=smtp_sink.port,
-            crm_url=crm_standin.url,
-            crm_token=crm_standin.api_token,
-            ports=stack.ports,
-        ),
-        "ACCESS_TOKEN_TTL_SECONDS": str(ACCESS_TTL),
-        "JWT_KEYS_DIR": str(keys_dir),
-        "JWT_KEYS_RELOAD_SECONDS": "0.2",
-        "REFRESH_REUSE_GRACE_SECONDS": "1",
-        "LOGIN_PAIR_THRESHOLD": "3",
-    }
-    stack.start()
-    yield stack
-    stack.stop()
+) -> Iterator[Callable[..., Stack]]:
+    """The stack with signing keys in a JWT_KEYS_DIR the test can read and rotate."""
+    stacks: list[Stack] = []
+
+    def start(**extra_env: str) -> Stack:
+        log_dir = tmp_path / "logs"
+        log_dir.mkdir()
+        run_authz_command("rotate-keys", "--dir", str(tmp_path / "jwt-keys"))
+        stack = Stack(env={}, log_dir=log_dir)
+        stack.env = {
+            **stack_environment(
+                database_url=database_url,
+                sqs_endpoint=sqs_endpoint,
+                queues=sqs_queues,
+                smtp_port=smtp_sink.port,
+                crm_url=crm_standin.url,
+                crm_token=crm_standin.api_token,
+                ports=stack.ports,
+            ),
+            "JWT_KEYS_DIR": str(tmp_path / "jwt-keys"),
+            "JWT_KEYS_RELOAD_SECONDS": "0.2",
+            **extra_env,
+        }
+        stacks.append(stack)
+        stack.start()
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture
+def auth_stack(auth_stack_factory: Callable[..., Stack]) -> Stack:
+    return auth_stack_factory(
+        ACCESS_TOKEN_TTL_SECONDS=str(ACCESS_TTL),
+        REFRESH_REUSE_GRACE_SECONDS="1",
+        LOGIN_PAIR_THRESHOLD="3",
+    )
 
 
 def run_authz_command(*args: str, env: dict[str, str] | None = None) -> str:
@@ -80,7 +98,12 @@ def sign_up_and_confirm(stack: Stack, smtp_sink: SmtpSink, email: str, name: str
         assert "Check your inbox" in page.text
         [message] = eventually(lambda: mail_to(smtp_sink, email))
         link = confirmation_link(message)
-        assert "confirmed" in confirm(b, link).text
+        parts = urlsplit(link)
+        # The link shows a page; confirming is its form's POST.
+        page = b.get(f"{parts.path}?{parts.query}")
+        token = parts.query.removeprefix("token=")
+        confirmed = b.post("/confirm", data={"token": token, "csrf_token": csrf_token(page)})
+        assert "Your email is confirmed" in confirmed.text
     return link
 
 
@@ -206,3 +229,93 @@ def test_sessions_keys_brute_force_and_authorization_end_to_end(
     assert "refresh token reused" in logs
     for secret in secrets:
         assert secret not in logs, secret[:12]
+
+
+def log_in_at_authz(stack: Stack, email: str) -> str:
+    response = httpx.post(
+        f"{stack.url('authz')}/login", json={"email": email, "password": PASSWORD}, timeout=20
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def protected_endpoints(stack: Stack, other_user_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every endpoint of every service that needs a token: (method, url, request kwargs)."""
+    lookup = {"json": {"user_ids": [other_user_id]}}
+    return [
+        ("GET", f"{stack.url('registration')}/users/me", {}),
+        ("PATCH", f"{stack.url('registration')}/users/me", {"json": {"name": "Mallory"}}),
+        (
+            "POST",
+            f"{stack.url('registration')}/users/me/password",
+            {"json": {"current_password": PASSWORD, "new_password": "an0ther l0ng passw0rd"}},
+        ),
+        ("GET", f"{stack.url('registration')}/admin/registrations", {}),
+        ("POST", f"{stack.url('email_sender')}/deliveries/lookup", lookup),
+        ("POST", f"{stack.url('crm_integration')}/deliveries/lookup", lookup),
+        (
+            "POST",
+            f"{stack.url('authz')}/authorize",
+            {"json": {"action": "registrations:list", "resource": "registrations"}},
+        ),
+        ("POST", f"{stack.url('authz')}/sessions/revoke-all", {}),
+    ]
+
+
+def test_escalation_and_forged_tokens_are_refused_by_every_service(
+    auth_stack_factory: Callable[..., Stack], smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    stack = auth_stack_factory()
+    ada, bob, root = "ada@example.com", "bob@example.com", "root@example.com"
+    for email, name in ((ada, "Ada"), (bob, "Bob"), (root, "Root")):
+        sign_up_and_confirm(stack, smtp_sink, email, name)
+    run_authz_command("create-admin", root, env=stack.env)
+    ada_token, bob_token = log_in_at_authz(stack, ada), log_in_at_authz(stack, bob)
+    admin_token = log_in_at_authz(stack, root)
+
+    def call(method: str, url: str, token: str, **kwargs: Any) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, url, headers=headers, timeout=20, **kwargs)
+
+    bob_id = call("GET", f"{stack.url('registration')}/users/me", bob_token).json()["id"]
+    ada_id = call("GET", f"{stack.url('registration')}/users/me", ada_token).json()["id"]
+
+    # Vertical: a user at admin endpoints, directly at each service.
+    admin_only = [
+        ("GET", f"{stack.url('registration')}/admin/registrations", {}),
+        (
+            "POST",
+            f"{stack.url('email_sender')}/deliveries/lookup",
+            {"json": {"user_ids": [bob_id]}},
+        ),
+        (
+            "POST",
+            f"{stack.url('crm_integration')}/deliveries/lookup",
+            {"json": {"user_ids": [bob_id]}},
+        ),
+    ]
+    for method, url, kwargs in admin_only:
+        refused = call(method, url, ada_token, **kwargs)
+        assert refused.status_code == 403, url
+        assert bob not in refused.text
+        assert call(method, url, admin_token, **kwargs).status_code == 200, url
+
+    # Horizontal: Ada's token only ever reaches Ada's account; Bob's is untouched.
+    renamed = call("PATCH", f"{stack.url('registration')}/users/me", ada_token, json={"name": "A"})
+    assert renamed.status_code == 200
+    assert renamed.json()["id"] == ada_id
+    bob_now = call("GET", f"{stack.url('registration')}/users/me", bob_token).json()
+    assert bob_now["name"] == "Bob"
+    # A token claiming Bob's id, tampered or signed with another key, is rejected.
+    key = KeyStore(tmp_path / "jwt-keys").ring.current
+    attacks = jwt_attacks(
+        key.private_key, kid=key.kid, issuer="alta-authz", audience="alta", subject=bob_id
+    )
+    for method, url, kwargs in protected_endpoints(stack, bob_id):
+        for attack in ATTACKS:
+            response = call(method, url, attacks[attack], **kwargs)
+            assert response.status_code == 401, (url, attack)
+            assert response.json()["error"]["code"] in ("invalid_token", "unauthorized")
+        assert call(method, url, "", **kwargs).status_code == 401, url
+    assert call("GET", f"{stack.url('registration')}/users/me", bob_token).json()["name"] == "Bob"
+    assert log_in_at_authz(stack, bob)  # nobody's password was changed by the forged calls

@@ -180,7 +180,12 @@ class CrmStandin:
 
 def main() -> None:
     app = create_app(api_token=os.environ.get("CRM_API_TOKEN", "dev-crm-token"))
-    uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("DEVSTACK_CRM_PORT", "8089")))
+    # A container sets DEVSTACK_CRM_HOST=0.0.0.0 so that other containers can reach it.
+    uvicorn.run(
+        app,
+        host=os.environ.get("DEVSTACK_CRM_HOST", "127.0.0.1"),
+        port=int(os.environ.get("DEVSTACK_CRM_PORT", "8089")),
+    )
 
 
 if __name__ == "__main__":
