@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,7 +19,14 @@ from alta_devstack.smtp_sink import SmtpSink
 from alta_devstack.sqs import QueueUrls
 
 from .stack import Stack, stack_environment
-from .test_end_to_end import confirmation_link, csrf_token, eventually, mail_to, submit
+from .test_end_to_end import (
+    confirm,
+    confirmation_link,
+    csrf_token,
+    eventually,
+    mail_to,
+    submit,
+)
 
 PASSWORD = "c0rrect h0rse b4ttery st4ple"
 WRONG_PASSWORD = "wr0ng p4ssword entirely"
@@ -98,12 +104,7 @@ def sign_up_and_confirm(stack: Stack, smtp_sink: SmtpSink, email: str, name: str
         assert "Check your inbox" in page.text
         [message] = eventually(lambda: mail_to(smtp_sink, email))
         link = confirmation_link(message)
-        parts = urlsplit(link)
-        # The link shows a page; confirming is its form's POST.
-        page = b.get(f"{parts.path}?{parts.query}")
-        token = parts.query.removeprefix("token=")
-        confirmed = b.post("/confirm", data={"token": token, "csrf_token": csrf_token(page)})
-        assert "Your email is confirmed" in confirmed.text
+        assert "Your email is confirmed" in confirm(b, link).text
     return link
 
 
