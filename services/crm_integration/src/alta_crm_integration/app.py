@@ -62,7 +62,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 ),
                 settings=settings,
             )
-            worker = ConsumerWorker(sqs, settings, handler)
+            worker = ConsumerWorker(sqs, settings, handler, app.state.metrics.registry)
+            app.state.metrics.refresh_on_scrape(worker.refresh_dead_letter_depth)
+            app.state.draining.on_drain(worker.stop_polling)
             app.state.delivery_stats = handler.stats
             app.state.readiness_checks = {
                 "database": lambda: check_database(pool),
@@ -73,7 +75,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             try:
                 yield
             finally:
-                # Batches in hand finish within their handling budget; then the rest is SQS's.
-                await worker.stop(timeout_seconds=settings.handling_budget_seconds + 5)
+                # Messages in hand finish within the grace or are handed back to SQS.
+                await worker.stop(timeout_seconds=settings.graceful_timeout_seconds + 5)
 
     return create_service_app(settings, routes=[], lifespan=lifespan)
