@@ -83,6 +83,11 @@ class EmailEventHandler:
 
         try:
             await self._mailer.send(email.message)
+        except asyncio.CancelledError:
+            # Shutdown cut the send short before the relay accepted the email: free the claim
+            # so that the redelivery (at once; see SqsConsumer) sends it without waiting.
+            await self._release(event.event_id)
+            raise
         except SmtpUtf8Unsupported as exc:
             log.warning("smtp relay cannot take this address", kind=email.kind, error=str(exc))
             await self._release(event.event_id)
