@@ -33,6 +33,9 @@ def create_service_app(
     handlers: dict[Any, Any] = {
         HTTPException: http_exception_handler,
         psycopg.OperationalError: database_unavailable_handler,
+        # SQLSTATE 25006: the server became read-only (failover); the pool's check replaces
+        # the connection, so a retry reaches a writable server.
+        psycopg.errors.ReadOnlySqlTransaction: database_unavailable_handler,
         PoolTimeout: database_unavailable_handler,
     }
     handlers.update(exception_handlers or {})
