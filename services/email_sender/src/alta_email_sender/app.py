@@ -12,7 +12,7 @@ from alta_common.metrics import ConsumerMetrics
 from alta_common.service import create_service_app
 from alta_common.sqs import SqsConsumer, open_sqs_client, queue_url
 from alta_email_sender.emails import EmailComposer
-from alta_email_sender.handler import EmailEventHandler
+from alta_email_sender.handler import EmailEventHandler, EmailMetrics
 from alta_email_sender.mailer import Mailer
 from alta_email_sender.repository import DeliveryRepository
 from alta_email_sender.settings import Settings
@@ -53,6 +53,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 deliveries=DeliveryRepository(pool),
                 claim_seconds=settings.sqs_visibility_timeout_seconds,
                 send_timeout_seconds=settings.smtp_timeout_seconds,
+                metrics=EmailMetrics(app.state.metrics.registry),
             ),
             pollers=settings.consumer_pollers,
             wait_seconds=settings.sqs_wait_seconds,
