@@ -77,6 +77,10 @@ class SmtpSink:
             self._drops_after_data -= drop
         if delay:
             await asyncio.sleep(delay)
+            if server.transport is None or server.transport.is_closing():
+                # The client hung up before our reply: like a relay that had not queued the
+                # message yet, keep nothing (the sender will try again).
+                return "421 4.4.2 connection lost"
         assert envelope.original_content is not None
         # Nanoseconds sort by arrival; the sequence number breaks ties within one clock tick.
         name = f"{time.time_ns():020d}-{next(self._sequence):06d}.eml"
