@@ -1,5 +1,7 @@
-"""An SMTP server that accepts every message and keeps it as an .eml file."""
+"""An SMTP server that accepts every message and keeps it as an .eml file, with switches that
+let tests make it refuse, stall or hang up."""
 
+import asyncio
 import email
 import email.policy
 import itertools
@@ -30,6 +32,8 @@ class SmtpSink:
         self._sequence = itertools.count()
         self._lock = threading.Lock()
         self._rejections: list[str] = []
+        self._data_delays: list[float] = []
+        self._drops_after_data = 0
 
     def start(self) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +54,17 @@ class SmtpSink:
         with self._lock:
             self._rejections.extend([f"{code} {text}"] * count)
 
+    def delay_data(self, seconds: float, count: int = 1) -> None:
+        """The next `count` messages are answered only `seconds` after their DATA."""
+        with self._lock:
+            self._data_delays.extend([seconds] * count)
+
+    def drop_after_data(self, count: int = 1) -> None:
+        """The next `count` messages are stored, then the connection is cut before the reply:
+        the client cannot know that the message was taken."""
+        with self._lock:
+            self._drops_after_data += count
+
     def messages(self) -> list[EmailMessage]:
         return [_parse(path.read_bytes()) for path in sorted(self.mail_dir.glob("*.eml"))]
 
@@ -57,6 +72,15 @@ class SmtpSink:
         with self._lock:
             if self._rejections:
                 return self._rejections.pop(0)
+            delay = self._data_delays.pop(0) if self._data_delays else 0.0
+            drop = self._drops_after_data > 0
+            self._drops_after_data -= drop
+        if delay:
+            await asyncio.sleep(delay)
+            if server.transport is None or server.transport.is_closing():
+                # The client hung up before our reply: like a relay that had not queued the
+                # message yet, keep nothing (the sender will try again).
+                return "421 4.4.2 connection lost"
         assert envelope.original_content is not None
         # Nanoseconds sort by arrival; the sequence number breaks ties within one clock tick.
         name = f"{time.time_ns():020d}-{next(self._sequence):06d}.eml"
@@ -70,6 +94,8 @@ class SmtpSink:
             message["subject"],
             "".join(f", link: {link}" for link in links),
         )
+        if drop and server.transport is not None:
+            server.transport.abort()
         return "250 OK"
 
 
