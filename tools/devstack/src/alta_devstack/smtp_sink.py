@@ -76,7 +76,7 @@ class SmtpSink:
         with self._lock:
             hang_up = self._hang_ups_at_quit > 0
             self._hang_ups_at_quit -= hang_up
-        if hang_up and server.transport is not None:
+        if hang_up and isinstance(server.transport, asyncio.Transport):
             server.transport.abort()
         return "221 Bye"
 
