@@ -1,6 +1,7 @@
 """Hands emails to the SMTP relay."""
 
 import asyncio
+import ssl
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -27,6 +28,11 @@ class Mailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._closing: set[asyncio.Task[None]] = set()
+        self._tls_context = (
+            ssl.create_default_context(cafile=settings.smtp_ca_file)
+            if settings.smtp_ca_file
+            else None
+        )
 
     async def send(self, message: EmailMessage) -> None:
         settings = self._settings
@@ -40,6 +46,7 @@ class Mailer:
             # False, not None: None would upgrade whenever the relay offers STARTTLS. True runs
             # STARTTLS once, inside connect(); nothing here calls starttls() again.
             start_tls=settings.smtp_security == "starttls",
+            tls_context=self._tls_context,
             timeout=settings.smtp_timeout_seconds,
         )
         try:
