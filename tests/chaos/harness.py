@@ -2,6 +2,7 @@
 four invariants of issue 4 computed once, as counts."""
 
 import asyncio
+import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -65,19 +66,36 @@ class Counts:
 
 @dataclass
 class Chaos:
-    """One scenario's running system and its fault switches."""
+    """A running system and its fault switches, shared by scenarios that run one at a time.
+
+    `begin` starts a scenario: the mail sink and the CRM stand-in are emptied, crashed
+    instances are started again, and the sign-ups of this scenario (addresses starting with
+    its `prefix`) are the registrations the invariants look at.
+    """
 
     stack: Stack
     smtp: SmtpSink
     crm: CrmStandin
     queues: dict[str, QueueUrls]
     crm_rate_per_second: float
+    prefix: str = ""
+    services: tuple[str, ...] = ()
+
+    def begin(self, scenario: str) -> None:
+        self.prefix = re.sub(r"[^a-z0-9]+", "-", scenario.lower()).strip("-") + "."
+        for instance in self.services:
+            process = self.stack.processes.get(instance)
+            if process is None or process.poll() is not None:
+                self.stack.processes.pop(instance, None)
+                self.stack.start(instance)
+        self.smtp.clear()
+        self.crm.reset()
 
     @property
     def database_url(self) -> str:
         return self.stack.env["DATABASE_URL"]
 
-    def sign_up(self, count: int, *, prefix: str, via: list[str] | None = None) -> list[int]:
+    def sign_up(self, count: int, *, via: list[str] | None = None) -> list[int]:
         """Sign up `count` people through registration's API, four at a time; returns statuses.
 
         Like a client behind a load balancer, a request refused at connect time (that replica
@@ -86,7 +104,7 @@ class Chaos:
         instances = via or self.stack.instances("registration")
 
         def one(number: int) -> int:
-            body = {"email": f"{prefix}{number}@example.com", "name": f"P{number}"}
+            body = {"email": f"{self.prefix}{number}@example.com", "name": f"P{number}"}
             body["password"] = PASSWORD
             for attempt in range(len(instances) * 3):
                 url = self.stack.url(instances[(number + attempt) % len(instances)])
@@ -98,6 +116,17 @@ class Chaos:
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             return list(pool.map(one, range(count)))
+
+    def wait_for_outbox(self, within: float = 60) -> None:
+        """Until registration has published every event it stored."""
+        deadline = time.monotonic() + within
+        while True:
+            with psycopg.connect(self.database_url) as conn:
+                row = conn.execute("SELECT count(*) FROM registration.outbox").fetchone()
+            if row == (0,):
+                return
+            assert time.monotonic() < deadline, f"outbox not empty within {within} s"
+            time.sleep(0.1)
 
     def wait_for_mail(self, count: int, within: float = 60) -> None:
         deadline = time.monotonic() + within
@@ -141,7 +170,8 @@ def check_invariants(
         users = {
             str(user_id): (email, status)
             for user_id, email, status in conn.execute(
-                "SELECT id, email, status FROM registration.users"
+                "SELECT id, email, status FROM registration.users WHERE starts_with(email, %s)",
+                [chaos.prefix],
             ).fetchall()
         }
         unpublished = conn.execute("SELECT count(*) FROM registration.outbox").fetchone()
@@ -186,7 +216,7 @@ def check_invariants(
         problems.append("queues: messages left in flight")
     dead = chaos.dead_letter_counts()
     counts.dead_lettered = sum(dead.values())
-    expected = {name: 0 for name in dead} | (expected_dead_letters or {})
+    expected = dict.fromkeys(dead, 0) | (expected_dead_letters or {})
     if dead != expected:
         problems.append(f"dead letters {dead}, expected {expected}")
     return counts

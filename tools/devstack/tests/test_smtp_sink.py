@@ -64,7 +64,10 @@ async def test_delayed_data_outlasts_a_short_client_timeout(smtp_sink: SmtpSink)
     smtp_sink.delay_data(1.5)
     with pytest.raises(aiosmtplib.SMTPTimeoutError):
         await aiosmtplib.send(
-            confirmation("ada@example.com"), hostname=smtp_sink.host, port=smtp_sink.port, timeout=0.5
+            confirmation("ada@example.com"),
+            hostname=smtp_sink.host,
+            port=smtp_sink.port,
+            timeout=0.5,
         )
     await send(smtp_sink, confirmation("bob@example.com"))
     assert "bob@example.com" in [m["To"] for m in smtp_sink.messages()]

@@ -54,6 +54,15 @@ class SmtpSink:
         with self._lock:
             self._rejections.extend([f"{code} {text}"] * count)
 
+    def clear(self) -> None:
+        """Drop every stored message and pending switch."""
+        with self._lock:
+            self._rejections.clear()
+            self._data_delays.clear()
+            self._drops_after_data = 0
+        for path in self.mail_dir.glob("*.eml"):
+            path.unlink()
+
     def delay_data(self, seconds: float, count: int = 1) -> None:
         """The next `count` messages are answered only `seconds` after their DATA."""
         with self._lock:
@@ -95,7 +104,7 @@ class SmtpSink:
             "".join(f", link: {link}" for link in links),
         )
         if drop and server.transport is not None:
-            server.transport.abort()
+            server.transport.close()
         return "250 OK"
 
 
