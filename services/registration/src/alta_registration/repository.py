@@ -222,3 +222,14 @@ async def claim_outbox_batch(conn: AsyncConnection[Any], limit: int) -> list[Out
 
 async def delete_published(conn: AsyncConnection[Any], ids: list[int]) -> None:
     await conn.execute("DELETE FROM registration.outbox WHERE id = ANY(%s)", (ids,))
+
+
+async def outbox_lag_seconds(conn: AsyncConnection[Any]) -> float:
+    """Age of the oldest unpublished outbox row; 0 when the outbox is empty."""
+    cursor = await conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8"
+        " FROM registration.outbox"
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return float(row[0])

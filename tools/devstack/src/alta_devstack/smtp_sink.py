@@ -34,6 +34,7 @@ class SmtpSink:
         self._rejections: list[str] = []
         self._data_delays: list[float] = []
         self._drops_after_data = 0
+        self._hang_ups_at_quit = 0
 
     def start(self) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,20 @@ class SmtpSink:
         the client cannot know that the message was taken."""
         with self._lock:
             self._drops_after_data += count
+
+    def hang_up_at_quit(self, count: int = 1) -> None:
+        """The next `count` QUITs get no reply: the connection is cut after the message was
+        accepted (250 after DATA) and before the goodbye."""
+        with self._lock:
+            self._hang_ups_at_quit += count
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            hang_up = self._hang_ups_at_quit > 0
+            self._hang_ups_at_quit -= hang_up
+        if hang_up and isinstance(server.transport, asyncio.Transport):
+            server.transport.abort()
+        return "221 Bye"
 
     def messages(self) -> list[EmailMessage]:
         return [_parse(path.read_bytes()) for path in sorted(self.mail_dir.glob("*.eml"))]
