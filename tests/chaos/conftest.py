@@ -131,8 +131,8 @@ def chaos(
         crm=crm,
         crm_rate=90.0,
     )
-    stack.start(*CONSUMERS)
     try:
+        stack.start(*CONSUMERS)
         yield Chaos(stack, smtp, crm, queues, 90.0, services=CONSUMERS)
     finally:
         stack.stop(timeout=GRACE_SECONDS + 10)
@@ -178,7 +178,7 @@ def chaos_factory(
             crm_rate=crm_rate,
         )
         stack.env |= env or {}
-        stacks.append(stack)
+        stacks.append(stack)  # first, so that the teardown stops whatever did start
         stack.start(*services)
         chaos = Chaos(stack, smtp_sink, crm, queues, crm_rate)
         chaos.begin(request.node.name.removeprefix("test_"))
