@@ -6,12 +6,17 @@ scenarios can stop and start them without disturbing other tests.
 """
 
 import asyncio
+import os
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from alta_devstack.crm_standin import CrmStandin, create_app
@@ -148,13 +153,43 @@ def scenario(chaos: Chaos, request: pytest.FixtureRequest) -> Chaos:
 
 
 @pytest.fixture
+def crm_standin_process(tmp_path: Path) -> Iterator[CrmStandin]:
+    """The CRM stand-in in a process of its own: its clock readings (when each request
+    arrived) are then not held up by the SQS and SMTP servers in the test process."""
+    port = find_free_port()
+    env = {**os.environ, "CRM_API_TOKEN": CRM_TEST_TOKEN, "DEVSTACK_CRM_PORT": str(port)}
+    with (tmp_path / "crm-standin.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "alta_devstack.crm_standin"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    crm = CrmStandin(f"http://127.0.0.1:{port}", CRM_TEST_TOKEN)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                crm.stats()
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the CRM stand-in exited"
+                assert time.monotonic() < deadline, "the CRM stand-in did not start"
+                time.sleep(0.2)
+        yield crm
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
 def chaos_factory(
     tmp_path: Path,
     request: pytest.FixtureRequest,
     database_url_factory: Callable[[], str],
     sqs_endpoint: str,
     smtp_sink: SmtpSink,
-    crm_standin_factory: Callable[..., CrmStandin],
+    crm_standin_process: CrmStandin,
 ) -> Iterator[Callable[..., Chaos]]:
     """A system of its own, for a scenario that needs other settings: `crm_rate` (the
     services' configured limit) and `env` for every service."""
@@ -167,7 +202,7 @@ def chaos_factory(
         env: dict[str, str] | None = None,
     ) -> Chaos:
         queues = _queues(sqs_endpoint)
-        crm = crm_standin_factory()
+        crm = crm_standin_process
         stack = _stack(
             tmp_path / f"logs-{len(stacks)}",
             database_url=database_url_factory(),

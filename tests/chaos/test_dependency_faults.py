@@ -42,7 +42,7 @@ def test_smtp_hangs_up_after_accepting(scenario: Chaos, invariants: Invariants) 
     invariants(scenario)
 
 
-def test_crm_429s_500s_and_a_400(scenario: Chaos, invariants: Invariants) -> None:
+def test_crm_429s_and_500s(scenario: Chaos, invariants: Invariants) -> None:
     soon = format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
     scenario.crm.force([429], retry_after="1")
     scenario.crm.force([429], retry_after=soon)
