@@ -2,6 +2,8 @@
 four invariants of issue 4 computed once, as counts."""
 
 import asyncio
+import itertools
+import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -65,19 +67,36 @@ class Counts:
 
 @dataclass
 class Chaos:
-    """One scenario's running system and its fault switches."""
+    """A running system and its fault switches, shared by scenarios that run one at a time.
+
+    `begin` starts a scenario: the mail sink and the CRM stand-in are emptied, crashed
+    instances are started again, and the sign-ups of this scenario (addresses starting with
+    its `prefix`) are the registrations the invariants look at.
+    """
 
     stack: Stack
     smtp: SmtpSink
     crm: CrmStandin
     queues: dict[str, QueueUrls]
     crm_rate_per_second: float
+    prefix: str = ""
+    services: tuple[str, ...] = ()
+
+    def begin(self, scenario: str) -> None:
+        self.prefix = re.sub(r"[^a-z0-9]+", "-", scenario.lower()).strip("-") + "."
+        for instance in self.services:
+            process = self.stack.processes.get(instance)
+            if process is None or process.poll() is not None:
+                self.stack.processes.pop(instance, None)
+                self.stack.start(instance)
+        self.smtp.clear()
+        self.crm.reset()
 
     @property
     def database_url(self) -> str:
         return self.stack.env["DATABASE_URL"]
 
-    def sign_up(self, count: int, *, prefix: str, via: list[str] | None = None) -> list[int]:
+    def sign_up(self, count: int, *, via: list[str] | None = None) -> list[int]:
         """Sign up `count` people through registration's API, four at a time; returns statuses.
 
         Like a client behind a load balancer, a request refused at connect time (that replica
@@ -86,7 +105,7 @@ class Chaos:
         instances = via or self.stack.instances("registration")
 
         def one(number: int) -> int:
-            body = {"email": f"{prefix}{number}@example.com", "name": f"P{number}"}
+            body = {"email": f"{self.prefix}{number}@example.com", "name": f"P{number}"}
             body["password"] = PASSWORD
             for attempt in range(len(instances) * 3):
                 url = self.stack.url(instances[(number + attempt) % len(instances)])
@@ -98,6 +117,48 @@ class Chaos:
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             return list(pool.map(one, range(count)))
+
+    def sign_up_in_browser(self, count: int, *, via: list[str]) -> list[bool]:
+        """Sign up through the BFF's form, four people at a time; True where the person saw
+        "Check your inbox". As behind a load balancer, each request goes to the next
+        instance when one refuses the connection (every instance shares the CSRF secret)."""
+
+        def one(number: int) -> bool:
+            fields = {"email": f"{self.prefix}{number}@example.com", "name": f"P{number}"}
+            fields["password"] = PASSWORD
+            with httpx.Client(timeout=30) as browser:
+
+                def request(method: str, path: str, **options: Any) -> httpx.Response:
+                    for attempt in range(len(via) * 3):
+                        url = self.stack.url(via[(number + attempt) % len(via)])
+                        try:
+                            return browser.request(method, url + path, **options)
+                        except httpx.ConnectError:
+                            time.sleep(0.2)
+                    raise AssertionError("no BFF instance took the connection")
+
+                form = request("GET", "/")
+                match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+                assert match, "the sign-up form carries a CSRF token"
+                posted = request("POST", "/", data={**fields, "csrf_token": match.group(1)})
+                if posted.status_code != 303:
+                    return False
+                page = request("GET", httpx.URL(posted.headers["location"]).path)
+                return page.status_code == 200 and "Check your inbox" in page.text
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(one, range(count)))
+
+    def wait_for_outbox(self, within: float = 60) -> None:
+        """Until registration has published every event it stored."""
+        deadline = time.monotonic() + within
+        while True:
+            with psycopg.connect(self.database_url) as conn:
+                row = conn.execute("SELECT count(*) FROM registration.outbox").fetchone()
+            if row == (0,):
+                return
+            assert time.monotonic() < deadline, f"outbox not empty within {within} s"
+            time.sleep(0.1)
 
     def wait_for_mail(self, count: int, within: float = 60) -> None:
         deadline = time.monotonic() + within
@@ -141,7 +202,8 @@ def check_invariants(
         users = {
             str(user_id): (email, status)
             for user_id, email, status in conn.execute(
-                "SELECT id, email, status FROM registration.users"
+                "SELECT id, email, status FROM registration.users WHERE starts_with(email, %s)",
+                [chaos.prefix],
             ).fetchall()
         }
         unpublished = conn.execute("SELECT count(*) FROM registration.outbox").fetchone()
@@ -174,7 +236,10 @@ def check_invariants(
     stats = chaos.crm.stats()
     counts.max_in_any_second = stats["max_in_any_second"]
     if stats["max_in_any_second"] > chaos.crm_rate_per_second:
-        problems.append(f"crm: {stats['max_in_any_second']} requests in one second")
+        gaps = _busiest_second_gaps(sorted(r["received_at"] for r in records))
+        problems.append(
+            f"crm: {stats['max_in_any_second']} requests in one second (gaps in ms: {gaps})"
+        )
     if stats["rejected_429"]:
         problems.append(f"crm: {stats['rejected_429']} answers 429 to our own excess")
 
@@ -186,7 +251,7 @@ def check_invariants(
         problems.append("queues: messages left in flight")
     dead = chaos.dead_letter_counts()
     counts.dead_lettered = sum(dead.values())
-    expected = {name: 0 for name in dead} | (expected_dead_letters or {})
+    expected = dict.fromkeys(dead, 0) | (expected_dead_letters or {})
     if dead != expected:
         problems.append(f"dead letters {dead}, expected {expected}")
     return counts
@@ -202,3 +267,16 @@ def _final_crm_status(records: list[dict[str, Any]]) -> dict[str, str]:
         else:
             status[record["path"].rsplit("/", 1)[1]] = record["payload"]["status"]
     return status
+
+
+def _busiest_second_gaps(times: list[float]) -> list[int]:
+    """Milliseconds between the requests of the busiest one-second window: shows whether
+    they came evenly spaced or bunched."""
+    best: list[float] = []
+    start = 0
+    for end, received_at in enumerate(times):
+        while times[start] <= received_at - 1.0:
+            start += 1
+        if end - start + 1 > len(best):
+            best = times[start : end + 1]
+    return [round((b - a) * 1000) for a, b in itertools.pairwise(best)]

@@ -49,17 +49,6 @@ async def test_restart_on_same_port(smtp_sink: SmtpSink) -> None:
     assert len(smtp_sink.messages()) == 1
 
 
-async def test_drop_after_data_keeps_the_message_but_the_client_sees_a_failure(
-    smtp_sink: SmtpSink,
-) -> None:
-    smtp_sink.drop_after_data(1)
-    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
-        await send(smtp_sink, confirmation("ada@example.com"))
-    assert [m["To"] for m in smtp_sink.messages()] == ["ada@example.com"]
-    await send(smtp_sink, confirmation("bob@example.com"))
-    assert len(smtp_sink.messages()) == 2
-
-
 async def test_delayed_data_outlasts_a_short_client_timeout(smtp_sink: SmtpSink) -> None:
     smtp_sink.delay_data(1.5)
     with pytest.raises(aiosmtplib.SMTPTimeoutError):

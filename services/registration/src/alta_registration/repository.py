@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
-from alta_common.events import EventType, RegistrationEvent
+from alta_common.events import EventType, RegistrationEvent, crm_event_id
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,10 @@ def _event(
     request_id: str | None,
     token: str | None = None,
     token_expires_at: datetime | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> RegistrationEvent:
     return RegistrationEvent(
-        event_id=uuid.uuid4(),
+        event_id=event_id or uuid.uuid4(),
         type=type_,
         occurred_at=datetime.now().astimezone(),
         user_id=user.id,
@@ -59,6 +60,12 @@ def _event(
         confirmation_token=token,
         confirmation_expires_at=token_expires_at,
     )
+
+
+def _crm_event(user: User, type_: EventType, request_id: str | None) -> RegistrationEvent:
+    # A known id per user and type: crm_integration's reconciliation can re-enqueue the same
+    # event, and the CRM's idempotency then sees one request, not two.
+    return _event(user, type_, request_id, event_id=crm_event_id(user.id, type_))
 
 
 async def _enqueue(
@@ -103,7 +110,7 @@ async def register(
             created_event = _event(created, "registration.created", request_id, token, expires_at)
             await _enqueue(conn, "email", created_event, request_id)
             await _enqueue(
-                conn, "crm", _event(created, "registration.created", request_id), request_id
+                conn, "crm", _crm_event(created, "registration.created", request_id), request_id
             )
             return "created"
 
@@ -197,7 +204,9 @@ async def confirm(conn: AsyncConnection[Any], token: str, request_id: str | None
         )
         user = await updated.fetchone()
         assert user is not None
-        await _enqueue(conn, "crm", _event(user, "registration.confirmed", request_id), request_id)
+        await _enqueue(
+            conn, "crm", _crm_event(user, "registration.confirmed", request_id), request_id
+        )
         return "confirmed"
 
 

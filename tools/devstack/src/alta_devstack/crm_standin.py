@@ -228,6 +228,10 @@ class CrmStandin:
             "POST", "/_control/responses", {"statuses": statuses, "retry_after": retry_after}
         )
 
+    def reset(self) -> None:
+        """Forget every contact, record and pending switch, as if freshly started."""
+        self._call("POST", "/_control/reset")
+
     def delay(self, seconds: float, count: int = 1) -> None:
         """The next `count` requests are answered only after `seconds`."""
         self._call("POST", "/_control/delays", {"seconds": seconds, "count": count})

@@ -33,7 +33,6 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._rejections: list[str] = []
         self._data_delays: list[float] = []
-        self._drops_after_data = 0
         self._hang_ups_at_quit = 0
 
     def start(self) -> None:
@@ -55,16 +54,19 @@ class SmtpSink:
         with self._lock:
             self._rejections.extend([f"{code} {text}"] * count)
 
+    def clear(self) -> None:
+        """Drop every stored message and pending switch."""
+        with self._lock:
+            self._rejections.clear()
+            self._data_delays.clear()
+            self._hang_ups_at_quit = 0
+        for path in self.mail_dir.glob("*.eml"):
+            path.unlink()
+
     def delay_data(self, seconds: float, count: int = 1) -> None:
         """The next `count` messages are answered only `seconds` after their DATA."""
         with self._lock:
             self._data_delays.extend([seconds] * count)
-
-    def drop_after_data(self, count: int = 1) -> None:
-        """The next `count` messages are stored, then the connection is cut before the reply:
-        the client cannot know that the message was taken."""
-        with self._lock:
-            self._drops_after_data += count
 
     def hang_up_at_quit(self, count: int = 1) -> None:
         """The next `count` QUITs get no reply: the connection is cut after the message was
@@ -88,8 +90,6 @@ class SmtpSink:
             if self._rejections:
                 return self._rejections.pop(0)
             delay = self._data_delays.pop(0) if self._data_delays else 0.0
-            drop = self._drops_after_data > 0
-            self._drops_after_data -= drop
         if delay:
             await asyncio.sleep(delay)
             if server.transport is None or server.transport.is_closing():
@@ -109,8 +109,6 @@ class SmtpSink:
             message["subject"],
             "".join(f", link: {link}" for link in links),
         )
-        if drop and server.transport is not None:
-            server.transport.abort()
         return "250 OK"
 
 
