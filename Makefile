@@ -45,6 +45,11 @@ run: install
 test: install package-deps deploy-check
 	$(UV) run --no-sync pytest
 
+# Also part of `make test`; this runs only the fault-injection scenarios, with their summary.
+.PHONY: chaos ## Run the fault-injection suite (tests/chaos) and print its invariants per scenario
+chaos: install
+	$(UV) run --no-sync pytest tests/chaos
+
 # Each package alone, in its own environment, must import every one of its modules: an import
 # that works only because another package brought the dependency into .venv fails here.
 .PHONY: package-deps ## Install each package alone and import all its modules

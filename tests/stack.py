@@ -8,6 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -21,14 +22,19 @@ SERVICES = ("authz", "registration", "email_sender", "crm_integration", "web_bff
 
 @dataclass
 class Stack:
-    """Starts each service with `python -m alta_<name>`; logs go to `log_dir/<name>.log`."""
+    """Starts each service with `python -m alta_<name>`; logs go to `log_dir/<name>.log`.
+
+    More replicas of a service run as instances `<service>-2`, `<service>-3`, ... (each on its
+    own port, with its own log), started by `add_replica`.
+    """
 
     env: dict[str, str]
     log_dir: Path
     ports: dict[str, int] = field(default_factory=lambda: {s: find_free_port() for s in SERVICES})
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    # Per-service additions to `env`. authz believes the client address the BFF forwards
-    # (for its per-address login limit) only from the BFF's network: here, this host.
+    # Per-service additions to `env`, for every instance of the service. authz believes the
+    # client address the BFF forwards (for its per-address login limit) only from the BFF's
+    # network: here, this host.
     service_env: dict[str, dict[str, str]] = field(
         default_factory=lambda: {"authz": {"TRUSTED_PROXIES": "127.0.0.1"}}
     )
@@ -36,33 +42,63 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
-    def start(self, *services: str, ready_within: float = 60) -> None:
-        for service in services or SERVICES:
-            env = {
+    def start(
+        self, *instances: str, ready_within: float = 60, env: dict[str, str] | None = None
+    ) -> None:
+        """Start instances (all services by default); `env` adds to the stack's environment."""
+        for instance in instances or SERVICES:
+            service = instance.split("-")[0]
+            process_env = {
                 **os.environ,
                 **self.env,
                 **self.service_env.get(service, {}),
-                "PORT": str(self.ports[service]),
+                **(env or {}),
             }
-            with (self.log_dir / f"{service}.log").open("ab") as log:
-                self.processes[service] = subprocess.Popen(  # noqa: S603 - our own modules
+            process_env["PORT"] = str(self.ports[instance])
+            with (self.log_dir / f"{instance}.log").open("ab") as log:
+                self.processes[instance] = subprocess.Popen(  # noqa: S603 - our own modules
                     [sys.executable, "-m", f"alta_{service}"],
-                    env=env,
+                    env=process_env,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
-        for service in services or SERVICES:
-            self._wait_ready(service, ready_within)
+        for instance in instances or SERVICES:
+            self._wait_ready(instance, ready_within)
 
-    def stop(self, *services: str) -> None:
-        for service in services or tuple(self.processes):
-            process = self.processes.pop(service)
+    def add_replica(self, service: str, **start_options: Any) -> str:
+        """Start one more instance of `service`; returns its instance name."""
+        number = 2
+        while f"{service}-{number}" in self.ports:
+            number += 1
+        instance = f"{service}-{number}"
+        self.ports[instance] = find_free_port()
+        self.start(instance, **start_options)
+        return instance
+
+    def instances(self, service: str) -> list[str]:
+        return [name for name in self.processes if name.split("-")[0] == service]
+
+    def stop(self, *instances: str, timeout: float = 30) -> None:
+        for instance in instances or tuple(self.processes):
+            process = self.processes.pop(instance)
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    def terminate(self, instance: str) -> subprocess.Popen[bytes]:
+        """SIGTERM, as Kubernetes sends it; the caller waits for the exit it expects."""
+        process = self.processes.pop(instance)
+        process.send_signal(signal.SIGTERM)
+        return process
+
+    def kill(self, instance: str) -> None:
+        """SIGKILL: the instance gets no chance to finish or give back anything."""
+        process = self.processes.pop(instance)
+        process.kill()
+        process.wait()
 
     def is_quiet(self) -> bool:
         """Nothing left in flight: the outbox is empty and both queues hold no message."""
@@ -93,6 +129,13 @@ class Stack:
     def logs(self, service: str | None = None) -> str:
         paths = [self.log_dir / f"{service}.log"] if service else sorted(self.log_dir.glob("*.log"))
         return "\n".join(path.read_text() for path in paths)
+
+    def wait_quiet(self, within: float = 90) -> None:
+        deadline = time.monotonic() + within
+        while not self.is_quiet():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the stack did not settle within {within} s")
+            time.sleep(0.5)
 
     def _wait_ready(self, service: str, within: float) -> None:
         deadline = time.monotonic() + within

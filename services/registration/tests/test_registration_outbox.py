@@ -6,11 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from alta_devstack.ports import find_free_port
 from alta_devstack.sqs import SqsServer, create_queues
 
 from .conftest import RegistrationService, drain_queue
+
+
+async def outbox_lag(service: RegistrationService) -> float:
+    async with httpx.AsyncClient(base_url=service.url) as client:
+        text = (await client.get("/metrics")).text
+    [family] = [
+        f for f in text_string_to_metric_families(text) if f.name == "alta_outbox_lag_seconds"
+    ]
+    return float(family.samples[0].value)
 
 
 async def wait_until(predicate: Callable[[], bool], within: float = 15) -> None:
@@ -36,10 +46,13 @@ async def test_sign_ups_succeed_while_sqs_is_down_and_are_published_when_it_retu
                 body = {"email": f"u{i}@example.com", "name": "U", "password": "long enough pw"}
                 assert (await client.post("/registrations", json=body)).status_code == 202
         assert service.sql("SELECT count(*) FROM registration.outbox") == [(6,)]
+        await asyncio.sleep(0.5)
+        assert await outbox_lag(service) >= 0.5
 
         sqs.start()
         queues = await create_queues(sqs.endpoint_url, ["email", "crm"])
         await wait_until(lambda: service.sql("SELECT count(*) FROM registration.outbox") == [(0,)])
+        assert await outbox_lag(service) == 0
         emails = await drain_queue(sqs.endpoint_url, queues["email"].url, expect=3)
         assert sorted(e["email"] for e in emails) == [f"u{i}@example.com" for i in range(3)]
     finally:

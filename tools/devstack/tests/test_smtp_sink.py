@@ -47,3 +47,29 @@ async def test_restart_on_same_port(smtp_sink: SmtpSink) -> None:
     smtp_sink.start()
     await send(smtp_sink, confirmation("ada@example.com"))
     assert len(smtp_sink.messages()) == 1
+
+
+async def test_delayed_data_outlasts_a_short_client_timeout(smtp_sink: SmtpSink) -> None:
+    smtp_sink.delay_data(1.5)
+    with pytest.raises(aiosmtplib.SMTPTimeoutError):
+        await aiosmtplib.send(
+            confirmation("ada@example.com"),
+            hostname=smtp_sink.host,
+            port=smtp_sink.port,
+            timeout=0.5,
+        )
+    await send(smtp_sink, confirmation("bob@example.com"))
+    assert "bob@example.com" in [m["To"] for m in smtp_sink.messages()]
+
+
+async def test_hang_up_at_quit_accepts_the_message_then_cuts_the_goodbye(
+    smtp_sink: SmtpSink,
+) -> None:
+    smtp_sink.hang_up_at_quit()
+    client = aiosmtplib.SMTP(hostname=smtp_sink.host, port=smtp_sink.port, timeout=5)
+    await client.connect()
+    errors, _ = await client.send_message(confirmation("ada@example.com"))
+    assert errors == {}
+    with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+        await client.quit()
+    assert len(smtp_sink.messages()) == 1

@@ -1,8 +1,9 @@
 """PostgreSQL: the pooled connections every service uses, and per-schema SQL migrations."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib.resources import files
+from typing import Any
 
 import psycopg
 import structlog
@@ -22,8 +23,9 @@ _MIGRATION_LOCK_KEY = 0x616C7461  # "alta"
 async def open_pool(settings: DatabaseSettings, *, name: str) -> AsyncIterator[AsyncConnectionPool]:
     """A pool that starts even while the database is down; `/readyz` reports it until it answers.
 
-    `check` tests each connection before lending it, so connections broken by a server restart
-    are replaced instead of failing a request.
+    `check` tests each connection before lending it, so connections broken by a server restart,
+    or left on a server that became read-only (a failed-over primary), are replaced instead of
+    failing a request.
     """
     pool = AsyncConnectionPool(
         settings.database_url.get_secret_value(),
@@ -33,7 +35,7 @@ async def open_pool(settings: DatabaseSettings, *, name: str) -> AsyncIterator[A
             "connect_timeout": max(1, int(settings.db_connect_timeout_seconds)),
             "application_name": name,
         },
-        check=AsyncConnectionPool.check_connection,
+        check=check_writable_connection,
         timeout=settings.db_connect_timeout_seconds,
         name=name,
         open=False,
@@ -43,6 +45,31 @@ async def open_pool(settings: DatabaseSettings, *, name: str) -> AsyncIterator[A
         yield pool
     finally:
         await pool.close()
+
+
+class ReadOnlyServer(psycopg.OperationalError):
+    """The connection's server accepts only reads (a standby, or a primary being demoted)."""
+
+
+async def check_writable_connection(conn: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's health check: one round trip, like `AsyncConnectionPool.check_connection`,
+    that also refuses a connection whose server no longer takes writes."""
+    autocommit = conn.autocommit
+    if not autocommit:
+        await conn.set_autocommit(True)
+    try:
+        cursor = await conn.execute("SELECT current_setting('transaction_read_only')")
+        row = await cursor.fetchone()
+    finally:
+        if not autocommit:
+            # A broken connection fails here too; the first error is the one to report.
+            with suppress(Exception):
+                await conn.set_autocommit(False)
+    if row is not None and row[0] == "on":
+        # The pool puts back a connection that failed its check unless it is closed; closed,
+        # it is discarded and a new one made (reaching the new primary after a failover).
+        await conn.close()
+        raise ReadOnlyServer("the database server is read-only")
 
 
 async def check_database(pool: AsyncConnectionPool) -> None:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from typing import Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict
 
@@ -40,3 +40,16 @@ class RegistrationEvent(BaseModel):
     # Only on password_reset_requested; likewise only its hash is stored.
     password_reset_token: str | None = None
     password_reset_expires_at: datetime | None = None
+
+
+# Fixed namespace of the CRM events' ids (a random UUID chosen once; never change it).
+_CRM_EVENT_NAMESPACE = UUID("6f1c2a4e-5b3d-4e8f-9a71-0c2d3e4f5a6b")
+
+
+def crm_event_id(user_id: UUID, event_type: EventType) -> UUID:
+    """The event id of a user's one CRM event of this type, the same whoever computes it.
+
+    It is the CRM request's Idempotency-Key and the key of crm_integration's claim, so an event
+    re-enqueued by reconciliation while the original is merely late is sent once, not twice.
+    """
+    return uuid5(_CRM_EVENT_NAMESPACE, f"{event_type}:{user_id}")

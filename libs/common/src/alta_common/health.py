@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from alta_common.shutdown import Draining
+
 ReadinessCheck = Callable[[], Awaitable[object]]
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -21,6 +23,9 @@ async def healthz(_: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     """Runs the checks the app's lifespan put in `state.readiness_checks`."""
     checks: Mapping[str, ReadinessCheck] = getattr(request.app.state, "readiness_checks", {})
+    draining: Draining | None = getattr(request.app.state, "draining", None)
+    if draining is not None and draining.started:
+        return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:

@@ -9,10 +9,11 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alta_common.errors import ApiError
+from alta_common.metrics import ServiceMetrics
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 log = structlog.get_logger("alta.access")
 
@@ -36,9 +37,12 @@ class RequestContextMiddleware:
     sign-up from the BFF through every service and SQS message.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, metrics: ServiceMetrics | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,11 +82,24 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_id)
         finally:
+            duration = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.http_request_duration.labels(
+                    scope["method"], route_template(scope), str(status)
+                ).observe(duration)
             if scope["path"] not in _QUIET_PATHS:
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                    duration_ms=round(duration * 1000, 1),
                 )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/confirm/{token}`), never the raw path: raw paths
+    would give the metrics one series per token or typo."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"

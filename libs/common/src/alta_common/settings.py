@@ -3,7 +3,7 @@
 import ipaddress
 from typing import Literal
 
-from pydantic import SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -23,8 +23,12 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 16 * 1024
-    # Seconds uvicorn waits for in-flight requests after SIGTERM.
-    graceful_timeout_seconds: float = 20.0
+    # After SIGTERM: seconds in-flight requests get to finish, and (again) seconds a worker
+    # gets to finish or hand back the messages it holds.
+    graceful_timeout_seconds: float = Field(default=20.0, ge=0)
+    # After SIGTERM: seconds the server keeps accepting requests while /readyz fails, so the
+    # load balancer stops routing to it before it closes its port.
+    shutdown_delay_seconds: float = Field(default=0.0, ge=0)
     # Comma-separated addresses or CIDRs of the proxies in front (the load balancer's subnets;
     # for authz, the BFF's). Only requests from them may set the client address and scheme
     # with X-Forwarded-For / X-Forwarded-Proto. Empty: nobody may.

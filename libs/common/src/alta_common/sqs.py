@@ -12,8 +12,10 @@ from typing import Any
 import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from prometheus_client import CollectorRegistry
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
+from alta_common.metrics import ConsumerMetrics
 from alta_common.settings import SqsSettings
 
 log = structlog.get_logger("alta.sqs")
@@ -106,6 +108,12 @@ class SqsConsumer:
     A message is deleted only after its handler returned. A handler that raises leaves the
     message to SQS, made visible again after an exponential backoff, until the queue's redrive
     policy moves it to the dead-letter queue; `Reject` moves it there at once.
+
+    While a handler runs, a heartbeat extends the message's visibility every half
+    `visibility_timeout_seconds`, for at most `max_handling_seconds` in all, so slow work is not
+    handed to a second consumer meanwhile. `stop()` ends polling at once (an open long poll is
+    abandoned); handlers in progress get `grace_seconds` to finish, then are cancelled and their
+    messages made visible again at once.
     """
 
     def __init__(
@@ -120,6 +128,10 @@ class SqsConsumer:
         wait_seconds: int = MAX_WAIT_SECONDS,
         backoff_base_seconds: float = 2.0,
         backoff_max_seconds: float = 300.0,
+        visibility_timeout_seconds: int = 30,
+        max_handling_seconds: float = 900.0,
+        grace_seconds: float = 20.0,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self.client = client
         self.queue_url = queue_url
@@ -130,9 +142,15 @@ class SqsConsumer:
         self.wait_seconds = wait_seconds
         self.backoff_base_seconds = backoff_base_seconds
         self.backoff_max_seconds = backoff_max_seconds
+        self.visibility_timeout_seconds = visibility_timeout_seconds
+        self.max_handling_seconds = max_handling_seconds
+        self.grace_seconds = grace_seconds
+        # Without a registry of the app's, the counts go to one nobody scrapes.
+        self.metrics = metrics or ConsumerMetrics(CollectorRegistry(), "unscraped")
         # Loop time of the last successful receive: what readiness looks at.
         self._last_receive_ok: float | None = None
         self._stopping = asyncio.Event()
+        self._in_hand: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -145,12 +163,31 @@ class SqsConsumer:
         if last is None or now - last > self.wait_seconds + 30:
             raise RuntimeError("no successful receive from the queue recently")
 
+    async def refresh_dead_letter_depth(self) -> None:
+        """Read the dead-letter queue's depth into the metrics (called at scrape time)."""
+        response = await self.client.get_queue_attributes(
+            QueueUrl=self.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        depth = int(response["Attributes"]["ApproximateNumberOfMessages"])
+        self.metrics.dead_letter_depth.set(depth)
+
     async def run(self) -> None:
+        """Consume until `stop()`; returns once every message in hand is done or released."""
         # Counted as healthy from the start; the first long poll may take `wait_seconds`.
         self._last_receive_ok = asyncio.get_running_loop().time()
         async with asyncio.TaskGroup() as group:
             for _ in range(self.pollers):
                 group.create_task(self._poll_loop())
+            group.create_task(self._enforce_grace())
+
+    async def _enforce_grace(self) -> None:
+        await self._stopping.wait()
+        if not self._in_hand:
+            return
+        log.info("finishing messages in hand", count=len(self._in_hand), grace=self.grace_seconds)
+        _, unfinished = await asyncio.wait(set(self._in_hand), timeout=self.grace_seconds)
+        for task in unfinished:
+            task.cancel()
 
     async def _poll_loop(self) -> None:
         failures = 0
@@ -166,9 +203,12 @@ class SqsConsumer:
                 await self._sleep_unless_stopping(delay)
                 continue
             failures = 0
-            outcomes = await asyncio.gather(
-                *(self._handle(m) for m in messages), return_exceptions=True
-            )
+            tasks = [asyncio.create_task(self._handle(m)) for m in messages]
+            self._in_hand.update(tasks)
+            try:
+                outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                self._in_hand.difference_update(tasks)
             for outcome in outcomes:
                 # A message whose handling broke stays in the queue; the loop must go on.
                 if isinstance(outcome, Exception):
@@ -180,9 +220,15 @@ class SqsConsumer:
         await asyncio.wait({receive, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not receive.done():
+            # Messages a cancelled long poll had already taken reappear after the queue's
+            # visibility timeout: SQS gives no way to hand back what we never saw.
             receive.cancel()
             return []
-        return receive.result()
+        messages = receive.result()
+        if self._stopping.is_set() and messages:
+            await asyncio.gather(*(self._release(m) for m in messages))
+            return []
+        return messages
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with suppress(TimeoutError):
@@ -209,6 +255,7 @@ class SqsConsumer:
                     request_id=attributes.get("request_id", {}).get("StringValue"),
                 )
             )
+        self.metrics.received.inc(len(messages))
         return messages
 
     async def _handle(self, message: ReceivedMessage) -> None:
@@ -216,7 +263,11 @@ class SqsConsumer:
             request_id=message.request_id, message_id=message.message_id
         ):
             try:
-                await self.handler(message)
+                await self._call_handler(message)
+            except asyncio.CancelledError:
+                # Cut off by shutdown: hand the message back now rather than after the timeout.
+                await self._release(message)
+                raise
             except Reject as exc:
                 await self._dead_letter(message, str(exc))
             except RetryLater as exc:
@@ -226,20 +277,65 @@ class SqsConsumer:
                 await self._retry_later(message, repr(exc), None)
             else:
                 await self._delete(message)
+                self.metrics.processed.inc()
+
+    async def _call_handler(self, message: ReceivedMessage) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(message))
+        try:
+            await self.handler(message)
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, message: ReceivedMessage) -> None:
+        """Keep the message invisible while its handler runs, up to `max_handling_seconds`."""
+        interval = self.visibility_timeout_seconds / 2
+        extended_for = 0.0
+        while extended_for + interval <= self.max_handling_seconds:
+            await asyncio.sleep(interval)
+            extended_for += interval
+            try:
+                await self.client.change_message_visibility(
+                    QueueUrl=self.queue_url,
+                    ReceiptHandle=message.receipt_handle,
+                    VisibilityTimeout=self.visibility_timeout_seconds,
+                )
+            except Exception as exc:
+                log.warning("could not extend message visibility", error=repr(exc))
+                continue
+            log.info("message visibility extended", in_hand_seconds=extended_for)
+            self.metrics.visibility_extensions.inc()
+        log.error(
+            "message handling exceeds its limit; it will be delivered again",
+            max_handling_seconds=self.max_handling_seconds,
+        )
+
+    async def _release(self, message: ReceivedMessage) -> None:
+        """Make the message visible again at once (shutdown: someone else should take it)."""
+        self.metrics.released.inc()
+        try:
+            await self.client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+            )
+        except Exception as exc:
+            log.warning("could not release message", error=repr(exc))
+        else:
+            log.info("message released for another consumer")
 
     async def _delete(self, message: ReceivedMessage) -> None:
+        # botocore retries a failed call itself (standard mode); a delete that still fails
+        # is logged, never ignored, and the redelivery is recognised by the handler's
+        # idempotency and deleted then.
         try:
             await self.client.delete_message(
                 QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle
             )
         except Exception as exc:
-            # The work is done and recorded by the handler's idempotency, so the redelivery
-            # that follows is recognised and deleted then.
             log.warning("could not delete a handled message", error=repr(exc))
 
     async def _retry_later(
         self, message: ReceivedMessage, reason: str, delay: float | None
     ) -> None:
+        self.metrics.retried.inc()
         if delay is None:
             delay = self.backoff_base_seconds * 2 ** (message.receive_count - 1)
         # SQS allows at most 12 hours of invisibility.
@@ -276,5 +372,6 @@ class SqsConsumer:
             # Left in the queue: it comes back and is rejected again, or the redrive takes it.
             log.warning("could not dead-letter a message", error=repr(exc), reason=reason)
             return
+        self.metrics.dead_lettered.inc()
         log.error("message dead-lettered", reason=reason)
         await self._delete(message)

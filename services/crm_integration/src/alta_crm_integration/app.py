@@ -16,7 +16,7 @@ from alta_common.service import create_service_app
 from alta_common.sqs import open_sqs_client
 from alta_crm_integration import deliveries_api
 from alta_crm_integration.crm_client import CrmClient
-from alta_crm_integration.handler import CrmSyncHandler
+from alta_crm_integration.handler import CrmMetrics, CrmSyncHandler
 from alta_crm_integration.rate_limiter import SharedRateLimiter
 from alta_crm_integration.repository import DeliveryRepository
 from alta_crm_integration.settings import Settings
@@ -65,8 +65,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     timeout_seconds=settings.crm_timeout_seconds,
                 ),
                 settings=settings,
+                metrics=CrmMetrics(app.state.metrics.registry),
             )
-            worker = ConsumerWorker(sqs, settings, handler)
+            worker = ConsumerWorker(sqs, settings, handler, app.state.metrics.registry)
+            app.state.metrics.refresh_on_scrape(worker.refresh_dead_letter_depth)
+            app.state.draining.on_drain(worker.stop_polling)
             app.state.delivery_stats = handler.stats
             app.state.readiness_checks = {
                 "database": lambda: check_database(pool),
@@ -77,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             try:
                 yield
             finally:
-                # Batches in hand finish within their handling budget; then the rest is SQS's.
-                await worker.stop(timeout_seconds=settings.handling_budget_seconds + 5)
+                # Messages in hand finish within the grace or are handed back to SQS.
+                await worker.stop(timeout_seconds=settings.graceful_timeout_seconds + 5)
 
     return create_service_app(settings, routes=deliveries_api.routes, lifespan=lifespan)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import httpx
 import structlog
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -47,6 +48,24 @@ class DeliveryStats:
     limiter_late_slots: int = 0
 
 
+class CrmMetrics:
+    """CRM requests by answer, and the time attempts spent waiting for the shared limiter."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "alta_crm_requests_total",
+            "Requests sent to the CRM, by HTTP status ('no_answer': timeout or connection error).",
+            ["status"],
+            registry=registry,
+        )
+        self.limiter_wait = Histogram(
+            "alta_crm_rate_limiter_wait_seconds",
+            "Time one CRM attempt waited for an in-flight permit and a send slot.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=registry,
+        )
+
+
 @dataclass
 class _Progress:
     attempts: int = 0
@@ -61,11 +80,13 @@ class CrmSyncHandler:
         limiter: SharedRateLimiter,
         crm: CrmClient,
         settings: Settings,
+        metrics: CrmMetrics,
     ) -> None:
         self._repository = repository
         self._limiter = limiter
         self._crm = crm
         self._settings = settings
+        self._metrics = metrics
         self.stats = DeliveryStats()
 
     async def __call__(self, message: ReceivedMessage) -> None:
@@ -191,9 +212,11 @@ class CrmSyncHandler:
                 answer = await self._crm.send(event)
             except _NO_ANSWER as exc:
                 self.stats.crm_unreachable += 1
+                self._metrics.requests.labels("no_answer").inc()
                 log.warning("crm request got no answer", error=repr(exc), **context)
                 raise
         progress.last_status = answer.status
+        self._metrics.requests.labels(str(answer.status)).inc()
         if answer.outcome is Outcome.RATE_LIMITED:
             self.stats.crm_rate_limited += 1
         elif answer.outcome is Outcome.UNAVAILABLE:
@@ -209,6 +232,7 @@ class CrmSyncHandler:
 
     def _record_admission(self, admission: Admission) -> None:
         seconds = admission.waited_seconds
+        self._metrics.limiter_wait.observe(seconds)
         self.stats.limiter_wait_seconds_total += seconds
         self.stats.limiter_wait_seconds_max = max(self.stats.limiter_wait_seconds_max, seconds)
         self.stats.limiter_late_slots += admission.late_slots

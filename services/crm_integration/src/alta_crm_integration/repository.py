@@ -156,3 +156,41 @@ async def reserve_slot(
         )
         row = await cursor.fetchone()
     return None if row is None else Slot(at=row[0], database_now=row[1])
+
+
+@dataclass(frozen=True)
+class UnsyncedContact:
+    user_id: UUID
+    email: str
+    name: str
+    status: str
+    registered_at: datetime
+    create_missing: bool
+    confirm_missing: bool
+
+
+# Through registration's read-only view `registration.crm_contacts` (its migration 0004).
+_UNSYNCED_CONTACTS = """
+SELECT c.id, c.email, c.name, c.status, c.registered_at, created.missing, confirmed.missing
+FROM registration.crm_contacts c
+CROSS JOIN LATERAL (SELECT NOT EXISTS (
+    SELECT FROM crm_integration.deliveries d
+    WHERE d.user_id = c.id AND d.type = 'registration.created' AND d.status = 'synced'
+) AS missing) created
+CROSS JOIN LATERAL (SELECT c.status = 'confirmed' AND NOT EXISTS (
+    SELECT FROM crm_integration.deliveries d
+    WHERE d.user_id = c.id AND d.type = 'registration.confirmed' AND d.status = 'synced'
+) AS missing) confirmed
+WHERE c.registered_at < clock_timestamp() - %(settle)s AND (created.missing OR confirmed.missing)
+ORDER BY c.registered_at
+"""
+
+
+async def unsynced_contacts(
+    pool: AsyncConnectionPool, *, settle: timedelta
+) -> list[UnsyncedContact]:
+    """Registrations older than `settle` whose create, or confirmation, the CRM never got."""
+    async with pool.connection() as conn:
+        cursor = await conn.execute(_UNSYNCED_CONTACTS, {"settle": settle})
+        rows = await cursor.fetchall()
+    return [UnsyncedContact(*row) for row in rows]

@@ -5,7 +5,9 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
+from alta_common.metrics import ConsumerMetrics
 from alta_common.sqs import MessageHandler, SqsConsumer, queue_url
 from alta_crm_integration.settings import Settings
 
@@ -15,10 +17,13 @@ log = structlog.get_logger("alta.crm_integration")
 class ConsumerWorker:
     """Finds the queues (waiting for SQS if need be), then runs the consumer until stopped."""
 
-    def __init__(self, sqs: Any, settings: Settings, handler: MessageHandler) -> None:
+    def __init__(
+        self, sqs: Any, settings: Settings, handler: MessageHandler, registry: CollectorRegistry
+    ) -> None:
         self._sqs = sqs
         self._settings = settings
         self._handler = handler
+        self._metrics = ConsumerMetrics(registry, settings.crm_queue_name)
         self._consumer: SqsConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.queue_url: str | None = None
@@ -26,8 +31,18 @@ class ConsumerWorker:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="crm-consumer")
 
+    def stop_polling(self) -> None:
+        """Take no more messages (at SIGTERM); those in hand carry on."""
+        if self._consumer is not None:
+            self._consumer.stop()
+
+    async def refresh_dead_letter_depth(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.refresh_dead_letter_depth()
+
     async def stop(self, timeout_seconds: float) -> None:
-        """Lets the batches in hand finish (up to `timeout_seconds`), then stops."""
+        """Stops polling; the consumer finishes or releases what it holds within its grace,
+        and is cancelled if it still runs after `timeout_seconds`."""
         if self._task is None:
             return
         if self._consumer is not None:
@@ -65,6 +80,12 @@ class ConsumerWorker:
             pollers=settings.consumer_pollers,
             wait_seconds=settings.sqs_wait_seconds,
             backoff_base_seconds=settings.retry_backoff_base_seconds,
+            visibility_timeout_seconds=settings.sqs_visibility_timeout_seconds,
+            # Handling is bounded by the handling budget (see Settings); past twice the
+            # visibility timeout something is stuck and another replica should take over.
+            max_handling_seconds=2 * settings.sqs_visibility_timeout_seconds,
+            grace_seconds=settings.graceful_timeout_seconds,
+            metrics=self._metrics,
         )
         log.info("consuming", queue=settings.crm_queue_name, pollers=settings.consumer_pollers)
         await self._consumer.run()

@@ -9,16 +9,20 @@ from starlette.applications import Starlette
 from alta_common.access import open_access_control
 from alta_common.db import apply_migrations, check_database, open_pool
 from alta_common.logging import configure_logging
+from alta_common.metrics import ConsumerMetrics
 from alta_common.service import create_service_app
 from alta_common.sqs import SqsConsumer, open_sqs_client, queue_url
 from alta_email_sender import deliveries_api
 from alta_email_sender.emails import EmailComposer
-from alta_email_sender.handler import EmailEventHandler
+from alta_email_sender.handler import EmailEventHandler, EmailMetrics
 from alta_email_sender.mailer import Mailer
 from alta_email_sender.repository import DeliveryRepository
 from alta_email_sender.settings import Settings
 
 SERVICE = "email_sender"
+# A message whose handling runs past this many visibility timeouts is no longer kept hidden:
+# the send is bounded far below it, so something is stuck and another replica may retry.
+MAX_HANDLING_VISIBILITY_TIMEOUTS = 3
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -56,12 +60,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 deliveries=app.state.deliveries,
                 claim_seconds=settings.sqs_visibility_timeout_seconds,
                 send_timeout_seconds=settings.smtp_timeout_seconds,
+                metrics=EmailMetrics(app.state.metrics.registry),
             ),
             pollers=settings.consumer_pollers,
             wait_seconds=settings.sqs_wait_seconds,
             backoff_base_seconds=settings.retry_backoff_base_seconds,
+            visibility_timeout_seconds=settings.sqs_visibility_timeout_seconds,
+            max_handling_seconds=MAX_HANDLING_VISIBILITY_TIMEOUTS
+            * settings.sqs_visibility_timeout_seconds,
+            grace_seconds=settings.graceful_timeout_seconds,
+            metrics=ConsumerMetrics(app.state.metrics.registry, settings.email_queue_name),
         )
+        app.state.metrics.refresh_on_scrape(consumer.refresh_dead_letter_depth)
         consuming = asyncio.create_task(consumer.run(), name="email-consumer")
+        app.state.draining.on_drain(consumer.stop)
 
         async def check_sqs() -> None:
             await sqs.get_queue_attributes(
@@ -81,6 +93,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            # In-flight messages finish (each send is bounded by the SMTP timeout).
+            # Messages in hand finish within the grace, or are handed back (see SqsConsumer).
             consumer.stop()
             await consuming

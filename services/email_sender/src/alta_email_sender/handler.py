@@ -6,6 +6,7 @@ from uuid import UUID
 
 import psycopg
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
@@ -33,6 +34,22 @@ def _parse(body: str) -> RegistrationEvent:
         raise Reject(f"not a registration event ({'; '.join(problems)})") from None
 
 
+class EmailMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sent = Counter(
+            "alta_emails_sent_total",
+            "Emails the SMTP relay accepted, by kind.",
+            ["kind"],
+            registry=registry,
+        )
+        self.failed = Counter(
+            "alta_emails_failed_total",
+            "Sends the SMTP relay did not accept, by kind and outcome (retry or dead_letter).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
+
+
 class EmailEventHandler:
     def __init__(
         self,
@@ -42,7 +59,9 @@ class EmailEventHandler:
         deliveries: DeliveryRepository,
         claim_seconds: float,
         send_timeout_seconds: float,
+        metrics: EmailMetrics,
     ) -> None:
+        self._metrics = metrics
         self._composer = composer
         self._mailer = mailer
         self._deliveries = deliveries
@@ -84,14 +103,22 @@ class EmailEventHandler:
 
         try:
             await self._mailer.send(email.message)
+        except asyncio.CancelledError:
+            # Shutdown cut the send short before the relay accepted the email: free the claim
+            # so that the redelivery (at once; see SqsConsumer) sends it without waiting.
+            await self._release(event.event_id)
+            raise
         except SmtpUtf8Unsupported as exc:
+            self._metrics.failed.labels(email.kind, "dead_letter").inc()
             log.warning("smtp relay cannot take this address", kind=email.kind, error=str(exc))
             await self._release(event.event_id)
             raise Reject(str(exc)) from None
         except SmtpFailed as exc:
+            self._metrics.failed.labels(email.kind, "retry").inc()
             log.warning("smtp relay did not accept the email", kind=email.kind, error=str(exc))
             await self._release(event.event_id)
             raise RetryLater(f"smtp relay did not accept the email: {exc}") from None
+        self._metrics.sent.labels(email.kind).inc()
         await self._record_sent(event.event_id)
         log.info("email sent", kind=email.kind)
 

@@ -39,6 +39,8 @@ class Settings(ServiceSettings, DatabaseSettings, SqsSettings, AccessSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    # PEM file of the CAs trusted for the relay's certificate; unset: the system's.
+    smtp_ca_file: str | None = None
 
     @field_validator("smtp_password")
     @classmethod

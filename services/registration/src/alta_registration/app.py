@@ -2,9 +2,10 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 
+from prometheus_client import Gauge
 from starlette.applications import Starlette
 
 from alta_common.authorization import Authorizer
@@ -15,6 +16,7 @@ from alta_common.passwords import PasswordHasher
 from alta_common.service import create_service_app
 from alta_common.sqs import open_sqs_client
 from alta_common.tokens import JwtVerifier
+from alta_registration import repository
 from alta_registration.outbox_relay import OutboxRelay
 from alta_registration.routes import routes
 from alta_registration.settings import Settings
@@ -59,11 +61,33 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             # Only what a request needs: with SQS down, sign-ups still succeed into the outbox.
             app.state.readiness_checks = {"database": partial(check_database, pool)}
+            outbox_lag = Gauge(
+                "alta_outbox_lag_seconds",
+                "Age of the oldest outbox row not yet published to SQS (0: outbox empty).",
+                registry=app.state.metrics.registry,
+            )
+
+            async def refresh_outbox_lag() -> None:
+                async with pool.connection() as conn:
+                    outbox_lag.set(await repository.outbox_lag_seconds(conn))
+
+            app.state.metrics.refresh_on_scrape(refresh_outbox_lag)
             relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+            # At SIGTERM the relay finishes the batch in hand and stops; the rest stays queued.
+            app.state.draining.on_drain(relay.stop)
             try:
                 yield
             finally:
                 relay.stop()
-                await relay_task
+                # A batch stuck on an unreachable SQS is cut off at the grace: its transaction
+                # rolls back and the rows wait for the next replica (published at most twice,
+                # which the consumers' idempotency absorbs).
+                _, unfinished = await asyncio.wait(
+                    {relay_task}, timeout=settings.graceful_timeout_seconds
+                )
+                for task in unfinished:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
 
     return create_service_app(settings, routes=routes, lifespan=lifespan)

@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
-from alta_common.events import EventType, RegistrationEvent
+from alta_common.events import EventType, RegistrationEvent, crm_event_id
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,10 @@ def _event(
     *,
     reset_token: str | None = None,
     reset_expires_at: datetime | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> RegistrationEvent:
     return RegistrationEvent(
-        event_id=uuid.uuid4(),
+        event_id=event_id or uuid.uuid4(),
         type=type_,
         occurred_at=datetime.now().astimezone(),
         user_id=user.id,
@@ -67,6 +68,12 @@ def _event(
         password_reset_token=reset_token,
         password_reset_expires_at=reset_expires_at,
     )
+
+
+def _crm_event(user: User, type_: EventType, request_id: str | None) -> RegistrationEvent:
+    # A known id per user and type: crm_integration's reconciliation can re-enqueue the same
+    # event, and the CRM's idempotency then sees one request, not two.
+    return _event(user, type_, request_id, event_id=crm_event_id(user.id, type_))
 
 
 async def _enqueue(
@@ -111,7 +118,7 @@ async def register(
             created_event = _event(created, "registration.created", request_id, token, expires_at)
             await _enqueue(conn, "email", created_event, request_id)
             await _enqueue(
-                conn, "crm", _event(created, "registration.created", request_id), request_id
+                conn, "crm", _crm_event(created, "registration.created", request_id), request_id
             )
             return "created"
 
@@ -205,7 +212,9 @@ async def confirm(conn: AsyncConnection[Any], token: str, request_id: str | None
         )
         user = await updated.fetchone()
         assert user is not None
-        await _enqueue(conn, "crm", _event(user, "registration.confirmed", request_id), request_id)
+        await _enqueue(
+            conn, "crm", _crm_event(user, "registration.confirmed", request_id), request_id
+        )
         return "confirmed"
 
 
@@ -445,3 +454,14 @@ async def claim_outbox_batch(conn: AsyncConnection[Any], limit: int) -> list[Out
 
 async def delete_published(conn: AsyncConnection[Any], ids: list[int]) -> None:
     await conn.execute("DELETE FROM registration.outbox WHERE id = ANY(%s)", (ids,))
+
+
+async def outbox_lag_seconds(conn: AsyncConnection[Any]) -> float:
+    """Age of the oldest unpublished outbox row; 0 when the outbox is empty."""
+    cursor = await conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8"
+        " FROM registration.outbox"
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return float(row[0])

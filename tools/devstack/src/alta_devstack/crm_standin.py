@@ -1,6 +1,7 @@
 """A stand-in for the company CRM's HTTP API: bearer auth, idempotency keys, a rate limit,
 a record of every accepted request, and controls that let tests force failures."""
 
+import asyncio
 import json
 import os
 import secrets
@@ -15,6 +16,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from alta_devstack.servers import ServerThread
 
 CONTACT_FIELDS = ("external_id", "email", "name", "status", "registered_at")
 
@@ -34,10 +37,19 @@ class _Crm:
         self.accepted: list[dict[str, Any]] = []
         self.rejected_429 = 0
         self.forced: deque[tuple[int, str | None]] = deque()
+        self.delays: deque[float] = deque()
         self.admitted_at: deque[float] = deque()
+        # Like the real CRM: a repeated Idempotency-Key gets the first answer again, changing
+        # nothing. Replays stay in `accepted` (marked) so tests can see them.
+        self.answers_by_key: dict[str, tuple[int, dict[str, Any]]] = {}
 
-    def admit(self, request: Request) -> Response | None:
+    async def admit(self, request: Request) -> Response | None:
         """The checks every API call passes before its body is read, or the answer if not."""
+        if self.delays:
+            # A slow CRM: the request is handled, and answered, only after the pause, even if
+            # the client has given up waiting by then (so its body is read first).
+            await request.body()
+            await asyncio.sleep(self.delays.popleft())
         if self.forced:
             status, retry_after = self.forced.popleft()
             headers = {"Retry-After": retry_after} if retry_after and status in (429, 503) else None
@@ -71,7 +83,7 @@ class _Crm:
             return _error(422, f"missing or non-string fields: {', '.join(invalid)}")
         return payload
 
-    def record(self, request: Request, payload: dict[str, Any]) -> None:
+    def record(self, request: Request, payload: dict[str, Any], *, replayed: bool) -> None:
         self.accepted.append(
             {
                 "received_at": time.time(),
@@ -79,31 +91,50 @@ class _Crm:
                 "path": request.url.path,
                 "idempotency_key": request.headers["idempotency-key"],
                 "payload": payload,
+                "replayed": replayed,
             }
         )
 
+    def replay(self, request: Request, payload: dict[str, Any]) -> Response | None:
+        """The first answer to this Idempotency-Key, if the CRM has seen the key before."""
+        earlier = self.answers_by_key.get(request.headers["idempotency-key"])
+        if earlier is None:
+            return None
+        self.record(request, payload, replayed=True)
+        status, body = earlier
+        return JSONResponse(body, status_code=status)
+
+    def answer(
+        self, request: Request, payload: dict[str, Any], status: int, body: dict[str, Any]
+    ) -> Response:
+        self.record(request, payload, replayed=False)
+        self.answers_by_key[request.headers["idempotency-key"]] = (status, dict(body))
+        return JSONResponse(body, status_code=status)
+
     async def create_contact(self, request: Request) -> Response:
-        if (refusal := self.admit(request)) is not None:
+        if (refusal := await self.admit(request)) is not None:
             return refusal
         payload = await self.read_fields(request, CONTACT_FIELDS)
         if isinstance(payload, Response):
             return payload
-        self.record(request, payload)
+        if (replayed := self.replay(request, payload)) is not None:
+            return replayed
         self.contacts[payload["external_id"]] = dict(payload)  # a PATCH must not alter the record
-        return JSONResponse(payload, status_code=201)
+        return self.answer(request, payload, 201, payload)
 
     async def update_contact(self, request: Request) -> Response:
-        if (refusal := self.admit(request)) is not None:
+        if (refusal := await self.admit(request)) is not None:
             return refusal
         payload = await self.read_fields(request, ("status",))
         if isinstance(payload, Response):
             return payload
+        if (replayed := self.replay(request, payload)) is not None:
+            return replayed
         contact = self.contacts.get(request.path_params["external_id"])
         if contact is None:
             return _error(404, "no contact with this external_id")
-        self.record(request, payload)
         contact["status"] = payload["status"]
-        return JSONResponse(contact)
+        return self.answer(request, payload, 200, contact)
 
     async def recorded_requests(self, request: Request) -> Response:
         return JSONResponse(self.accepted)
@@ -114,16 +145,27 @@ class _Crm:
         self.forced.extend((int(status), retry_after) for status in body["statuses"])
         return JSONResponse({"queued": len(self.forced)})
 
+    async def delay_responses(self, request: Request) -> Response:
+        body = await request.json()
+        self.delays.extend([float(body["seconds"])] * int(body["count"]))
+        return JSONResponse({"queued": len(self.delays)})
+
     async def reset_state(self, request: Request) -> Response:
         self.reset()
         return Response(status_code=204)
 
     async def stats(self, request: Request) -> Response:
+        first_creates = [r for r in self.accepted if r["method"] == "POST" and not r["replayed"]]
+        created_ids = [r["payload"]["external_id"] for r in first_creates]
         return JSONResponse(
             {
                 "accepted": len(self.accepted),
                 "rejected_429": self.rejected_429,
                 "max_in_any_second": _max_in_any_second([r["received_at"] for r in self.accepted]),
+                # Creates under a key not seen before, and contacts created more than once.
+                "creates": len(first_creates),
+                "duplicate_creates": len(created_ids) - len(set(created_ids)),
+                "replayed": sum(1 for r in self.accepted if r["replayed"]),
             }
         )
 
@@ -146,6 +188,7 @@ def create_app(*, api_token: str, limit_per_second: int = 100) -> Starlette:
             Route("/contacts", crm.recorded_requests, methods=["GET"]),
             Route("/contacts/{external_id}", crm.update_contact, methods=["PATCH"]),
             Route("/_control/responses", crm.force_responses, methods=["POST"]),
+            Route("/_control/delays", crm.delay_responses, methods=["POST"]),
             Route("/_control/reset", crm.reset_state, methods=["POST"]),
             Route("/_control/stats", crm.stats, methods=["GET"]),
         ]
@@ -154,10 +197,23 @@ def create_app(*, api_token: str, limit_per_second: int = 100) -> Starlette:
 
 @dataclass(frozen=True)
 class CrmStandin:
-    """A running stand-in, as tests see it: where it is and its test controls."""
+    """A running stand-in, as tests see it: where it is and its test controls.
+
+    `server` is set when the stand-in runs in the test process; then `stop()` and `start()`
+    take it off and back on the same port (an outage), keeping what it has recorded.
+    """
 
     url: str
     api_token: str
+    server: ServerThread | None = None
+
+    def stop(self) -> None:
+        assert self.server is not None, "only a stand-in started by the fixture can be stopped"
+        self.server.stop()
+
+    def start(self) -> None:
+        assert self.server is not None, "only a stand-in started by the fixture can be started"
+        self.server.start()
 
     def contacts(self) -> list[dict[str, Any]]:
         records: list[dict[str, Any]] = self._call("GET", "/contacts").json()
@@ -171,6 +227,14 @@ class CrmStandin:
         self._call(
             "POST", "/_control/responses", {"statuses": statuses, "retry_after": retry_after}
         )
+
+    def reset(self) -> None:
+        """Forget every contact, record and pending switch, as if freshly started."""
+        self._call("POST", "/_control/reset")
+
+    def delay(self, seconds: float, count: int = 1) -> None:
+        """The next `count` requests are answered only after `seconds`."""
+        self._call("POST", "/_control/delays", {"seconds": seconds, "count": count})
 
     def _call(self, method: str, path: str, body: object = None) -> httpx.Response:
         response = httpx.request(method, self.url + path, json=body)

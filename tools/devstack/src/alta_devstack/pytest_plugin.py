@@ -156,7 +156,7 @@ def crm_standin_factory() -> Iterator[Callable[..., CrmStandin]]:
         app = create_app(api_token=CRM_TEST_TOKEN, limit_per_second=limit_per_second)
         servers.append(ServerThread(app, find_free_port()))
         servers[-1].start()
-        return CrmStandin(servers[-1].url, CRM_TEST_TOKEN)
+        return CrmStandin(servers[-1].url, CRM_TEST_TOKEN, servers[-1])
 
     yield start
     for server in servers:

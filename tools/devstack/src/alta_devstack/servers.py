@@ -14,20 +14,18 @@ class ServerThread:
     def __init__(self, app: ASGIApp, port: int, host: str = "127.0.0.1") -> None:
         self.url = f"http://{host}:{port}"
         # Forwarded headers are the app's business (TRUSTED_PROXIES), as in production.
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,
+        self._config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, proxy_headers=False
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, name=f"uvicorn-{port}", daemon=True
-        )
+        self._server = uvicorn.Server(self._config)
+        self._thread = threading.Thread()
 
     def start(self, timeout: float = 10.0) -> None:
+        """Serve the app; also again after `stop()`, on the same port (tests of an outage)."""
+        self._server = uvicorn.Server(self._config)
+        self._thread = threading.Thread(
+            target=self._server.run, name=f"uvicorn-{self._config.port}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

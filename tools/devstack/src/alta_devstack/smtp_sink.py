@@ -1,5 +1,7 @@
-"""An SMTP server that accepts every message and keeps it as an .eml file."""
+"""An SMTP server that accepts every message and keeps it as an .eml file, with switches that
+let tests make it refuse, stall or hang up."""
 
+import asyncio
 import email
 import email.policy
 import itertools
@@ -30,6 +32,8 @@ class SmtpSink:
         self._sequence = itertools.count()
         self._lock = threading.Lock()
         self._rejections: list[str] = []
+        self._data_delays: list[float] = []
+        self._hang_ups_at_quit = 0
 
     def start(self) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +54,34 @@ class SmtpSink:
         with self._lock:
             self._rejections.extend([f"{code} {text}"] * count)
 
+    def clear(self) -> None:
+        """Drop every stored message and pending switch."""
+        with self._lock:
+            self._rejections.clear()
+            self._data_delays.clear()
+            self._hang_ups_at_quit = 0
+        for path in self.mail_dir.glob("*.eml"):
+            path.unlink()
+
+    def delay_data(self, seconds: float, count: int = 1) -> None:
+        """The next `count` messages are answered only `seconds` after their DATA."""
+        with self._lock:
+            self._data_delays.extend([seconds] * count)
+
+    def hang_up_at_quit(self, count: int = 1) -> None:
+        """The next `count` QUITs get no reply: the connection is cut after the message was
+        accepted (250 after DATA) and before the goodbye."""
+        with self._lock:
+            self._hang_ups_at_quit += count
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            hang_up = self._hang_ups_at_quit > 0
+            self._hang_ups_at_quit -= hang_up
+        if hang_up and isinstance(server.transport, asyncio.Transport):
+            server.transport.abort()
+        return "221 Bye"
+
     def messages(self) -> list[EmailMessage]:
         return [_parse(path.read_bytes()) for path in sorted(self.mail_dir.glob("*.eml"))]
 
@@ -57,6 +89,13 @@ class SmtpSink:
         with self._lock:
             if self._rejections:
                 return self._rejections.pop(0)
+            delay = self._data_delays.pop(0) if self._data_delays else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+            if server.transport is None or server.transport.is_closing():
+                # The client hung up before our reply: like a relay that had not queued the
+                # message yet, keep nothing (the sender will try again).
+                return "421 4.4.2 connection lost"
         assert envelope.original_content is not None
         # Nanoseconds sort by arrival; the sequence number breaks ties within one clock tick.
         name = f"{time.time_ns():020d}-{next(self._sequence):06d}.eml"

@@ -38,7 +38,13 @@ class SqsServer:
         self._server.start()
 
     def stop(self) -> None:
+        """Stop serving and free the port; queues and messages stay (moto keeps them in this
+        process), so `start()` again is an outage of the endpoint, not a loss of data."""
         self._server.stop()
+        # moto's stop() leaves the listening socket open: new connections would hang, not be
+        # refused, and a restart on the same port would fail.
+        if self._server._server is not None:
+            self._server._server.server_close()
 
     def __enter__(self) -> Self:
         self.start()
