@@ -184,3 +184,17 @@ def test_the_admin_console_for_an_admin_only(stack: Stack, smtp_sink: SmtpSink) 
         found = browser.get("/admin/registrations", params={"q": "BOB@"})
         assert user in found.text
         assert admin not in found.text
+
+        # The consumers' lookups for an admin: bad input is a clear 422, good input answers.
+        admin_bearer = {"authorization": f"Bearer {browser.cookies['alta_session']}"}
+        for consumer, field in (
+            ("email_sender", "confirmation_sent_at"),
+            ("crm_integration", "crm_synced_at"),
+        ):
+            url = f"{stack.url(consumer)}/deliveries/lookup"
+            for bad in ({"user_ids": []}, {"user_ids": ["not-an-id"]}, {"user_ids": "x"}, {}):
+                refused = httpx.post(url, json=bad, headers=admin_bearer)
+                assert refused.status_code == 422, (consumer, bad)
+            answer = httpx.post(url, json={"user_ids": [me["id"]]}, headers=admin_bearer)
+            assert answer.status_code == 200
+            assert field in answer.json()["deliveries"][me["id"]]
