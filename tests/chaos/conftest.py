@@ -55,10 +55,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(counts.line())
 
 
-def _queues(endpoint: str) -> dict[str, QueueUrls]:
+def _queues(endpoint: str, crm_visibility: int = CRM_VISIBILITY_SECONDS) -> dict[str, QueueUrls]:
     prefix = f"c{uuid.uuid4().hex[:10]}"
     queues = {}
-    for name, visibility in (("email", EMAIL_VISIBILITY_SECONDS), ("crm", CRM_VISIBILITY_SECONDS)):
+    for name, visibility in (("email", EMAIL_VISIBILITY_SECONDS), ("crm", crm_visibility)):
         created = asyncio.run(
             create_queues(
                 endpoint,
@@ -82,7 +82,8 @@ def _stack(
     crm_rate: float,
 ) -> Stack:
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(env={}, log_dir=log_dir, service_env=SERVICE_ENV)
+    service_env = {service: dict(env) for service, env in SERVICE_ENV.items()}
+    stack = Stack(env={}, log_dir=log_dir, service_env=service_env)
     stack.env = stack_environment(
         database_url=database_url,
         sqs_endpoint=endpoint,
@@ -192,7 +193,8 @@ def chaos_factory(
     crm_standin_process: CrmStandin,
 ) -> Iterator[Callable[..., Chaos]]:
     """A system of its own, for a scenario that needs other settings: `crm_rate` (the
-    services' configured limit) and `env` for every service."""
+    services' configured limit), `env` for every service, and `crm_env` for crm_integration
+    (with `crm_visibility`, its queue's visibility timeout)."""
     stacks: list[Stack] = []
 
     def build(
@@ -200,8 +202,10 @@ def chaos_factory(
         services: tuple[str, ...] = CONSUMERS,
         crm_rate: float = 90.0,
         env: dict[str, str] | None = None,
+        crm_env: dict[str, str] | None = None,
+        crm_visibility: int = CRM_VISIBILITY_SECONDS,
     ) -> Chaos:
-        queues = _queues(sqs_endpoint)
+        queues = _queues(sqs_endpoint, crm_visibility)
         crm = crm_standin_process
         stack = _stack(
             tmp_path / f"logs-{len(stacks)}",
@@ -213,6 +217,10 @@ def chaos_factory(
             crm_rate=crm_rate,
         )
         stack.env |= env or {}
+        stack.service_env["crm_integration"] |= {
+            "SQS_VISIBILITY_TIMEOUT_SECONDS": str(crm_visibility),
+            **(crm_env or {}),
+        }
         stacks.append(stack)  # first, so that the teardown stops whatever did start
         stack.start(*services)
         chaos = Chaos(stack, smtp_sink, crm, queues, crm_rate)

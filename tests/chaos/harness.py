@@ -23,7 +23,7 @@ from ..stack import Stack
 PASSWORD = "correct horse battery staple 4"
 # Short timeouts so that a message held by a killed consumer comes back in seconds. Each
 # consumer's SQS_VISIBILITY_TIMEOUT_SECONDS matches its queue's.
-EMAIL_VISIBILITY_SECONDS = 6
+EMAIL_VISIBILITY_SECONDS = 9
 CRM_VISIBILITY_SECONDS = 20
 # Receives before a message is dead-lettered: above what any fault here should cost.
 MAX_RECEIVE_COUNT = 10
@@ -31,7 +31,7 @@ GRACE_SECONDS = 5
 SERVICE_ENV = {
     "email_sender": {
         "SQS_VISIBILITY_TIMEOUT_SECONDS": str(EMAIL_VISIBILITY_SECONDS),
-        "SMTP_TIMEOUT_SECONDS": "2",
+        "SMTP_TIMEOUT_SECONDS": "3",
     },
     "crm_integration": {
         "SQS_VISIBILITY_TIMEOUT_SECONDS": str(CRM_VISIBILITY_SECONDS),

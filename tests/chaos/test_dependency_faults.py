@@ -29,8 +29,8 @@ def test_smtp_outage(scenario: Chaos, invariants: Invariants) -> None:
 
 
 def test_smtp_slower_than_the_send_timeout(scenario: Chaos, invariants: Invariants) -> None:
-    # Longer than SMTP_TIMEOUT_SECONDS (2): the sender gives up and tries again later.
-    scenario.smtp.delay_data(3.0, count=2)
+    # Longer than SMTP_TIMEOUT_SECONDS (3): the sender gives up and tries again later.
+    scenario.smtp.delay_data(4.5, count=2)
     scenario.sign_up(5)
     invariants(scenario)
 

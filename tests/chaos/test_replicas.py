@@ -81,12 +81,23 @@ def test_three_crm_consumers_and_two_email_senders_drain_a_backlog(
     chaos_factory: Callable[..., Chaos], invariants: Invariants
 ) -> None:
     # A low rate, so that the queue server (moto: about 21 messages/s) is not the bottleneck.
-    # Five in flight per replica: 15 slots ahead at most, within the 2 s limiter wait. Slots
-    # 0.1 s further apart than 1/rate absorb the scheduling delays of a loaded 2-core box
-    # (the default 0.05 s did not: 11 in one second), and leave 1/1.1 = 91 % of the rate.
+    # At 10/s the messages in hand (3 replicas x one poller x 10) need 3 s of slots, so an
+    # attempt may wait up to 10 s for its slot (a longer visibility timeout pays for that)
+    # rather than hand its message back. Slots 0.1 s further apart than 1/rate absorb the
+    # scheduling delays of a loaded 2-core box (the default 0.05 s let 11 into one second),
+    # and leave 1/1.1 = 91 % of the rate.
     rate = 10.0
-    env = {"CRM_MAX_IN_FLIGHT": "5", "CRM_RATE_LIMIT_JITTER_ALLOWANCE_SECONDS": "0.1"}
-    chaos = chaos_factory(services=("registration",), crm_rate=rate, env=env)
+    chaos = chaos_factory(
+        services=("registration",),
+        crm_rate=rate,
+        crm_visibility=60,
+        crm_env={
+            "CONSUMER_POLLERS": "1",
+            "CRM_MAX_IN_FLIGHT": "10",
+            "CRM_RATE_LIMIT_MAX_WAIT_SECONDS": "10",
+            "CRM_RATE_LIMIT_JITTER_ALLOWANCE_SECONDS": "0.1",
+        },
+    )
     backlog = 80
     assert set(chaos.sign_up(backlog)) == {202}
     chaos.wait_for_outbox()
