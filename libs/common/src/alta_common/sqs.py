@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from prometheus_client import CollectorRegistry
 from tenacity import AsyncRetrying, stop_after_delay, wait_exponential
 
 from alta_common.metrics import ConsumerMetrics
@@ -144,7 +145,8 @@ class SqsConsumer:
         self.visibility_timeout_seconds = visibility_timeout_seconds
         self.max_handling_seconds = max_handling_seconds
         self.grace_seconds = grace_seconds
-        self.metrics = metrics
+        # Without a registry of the app's, the counts go to one nobody scrapes.
+        self.metrics = metrics or ConsumerMetrics(CollectorRegistry(), "unscraped")
         # Loop time of the last successful receive: what readiness looks at.
         self._last_receive_ok: float | None = None
         self._stopping = asyncio.Event()
@@ -163,8 +165,6 @@ class SqsConsumer:
 
     async def refresh_dead_letter_depth(self) -> None:
         """Read the dead-letter queue's depth into the metrics (called at scrape time)."""
-        if self.metrics is None:
-            return
         response = await self.client.get_queue_attributes(
             QueueUrl=self.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )
@@ -255,37 +255,36 @@ class SqsConsumer:
                     request_id=attributes.get("request_id", {}).get("StringValue"),
                 )
             )
-        if self.metrics is not None:
-            self.metrics.received.inc(len(messages))
+        self.metrics.received.inc(len(messages))
         return messages
 
     async def _handle(self, message: ReceivedMessage) -> None:
         with structlog.contextvars.bound_contextvars(
             request_id=message.request_id, message_id=message.message_id
         ):
-            heartbeat = asyncio.create_task(self._heartbeat(message))
             try:
-                await self.handler(message)
+                await self._call_handler(message)
             except asyncio.CancelledError:
                 # Cut off by shutdown: hand the message back now rather than after the timeout.
-                heartbeat.cancel()
                 await self._release(message)
                 raise
             except Reject as exc:
-                heartbeat.cancel()
                 await self._dead_letter(message, str(exc))
             except RetryLater as exc:
-                heartbeat.cancel()
                 await self._retry_later(message, str(exc), exc.delay_seconds)
             except Exception as exc:
-                heartbeat.cancel()
                 log.exception("message handler failed", receive_count=message.receive_count)
                 await self._retry_later(message, repr(exc), None)
             else:
-                heartbeat.cancel()
                 await self._delete(message)
-                if self.metrics is not None:
-                    self.metrics.processed.inc()
+                self.metrics.processed.inc()
+
+    async def _call_handler(self, message: ReceivedMessage) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(message))
+        try:
+            await self.handler(message)
+        finally:
+            heartbeat.cancel()
 
     async def _heartbeat(self, message: ReceivedMessage) -> None:
         """Keep the message invisible while its handler runs, up to `max_handling_seconds`."""
@@ -304,8 +303,7 @@ class SqsConsumer:
                 log.warning("could not extend message visibility", error=repr(exc))
                 continue
             log.info("message visibility extended", in_hand_seconds=extended_for)
-            if self.metrics is not None:
-                self.metrics.visibility_extensions.inc()
+            self.metrics.visibility_extensions.inc()
         log.error(
             "message handling exceeds its limit; it will be delivered again",
             max_handling_seconds=self.max_handling_seconds,
@@ -313,8 +311,7 @@ class SqsConsumer:
 
     async def _release(self, message: ReceivedMessage) -> None:
         """Make the message visible again at once (shutdown: someone else should take it)."""
-        if self.metrics is not None:
-            self.metrics.released.inc()
+        self.metrics.released.inc()
         try:
             await self.client.change_message_visibility(
                 QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
@@ -338,8 +335,7 @@ class SqsConsumer:
     async def _retry_later(
         self, message: ReceivedMessage, reason: str, delay: float | None
     ) -> None:
-        if self.metrics is not None:
-            self.metrics.retried.inc()
+        self.metrics.retried.inc()
         if delay is None:
             delay = self.backoff_base_seconds * 2 ** (message.receive_count - 1)
         # SQS allows at most 12 hours of invisibility.
@@ -376,7 +372,6 @@ class SqsConsumer:
             # Left in the queue: it comes back and is rejected again, or the redrive takes it.
             log.warning("could not dead-letter a message", error=repr(exc), reason=reason)
             return
-        if self.metrics is not None:
-            self.metrics.dead_lettered.inc()
+        self.metrics.dead_lettered.inc()
         log.error("message dead-lettered", reason=reason)
         await self._delete(message)

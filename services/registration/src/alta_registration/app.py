@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 
 from prometheus_client import Gauge
@@ -77,6 +77,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
             finally:
                 relay.stop()
-                await relay_task
+                # A batch stuck on an unreachable SQS is cut off at the grace: its transaction
+                # rolls back and the rows wait for the next replica (published at most twice,
+                # which the consumers' idempotency absorbs).
+                _, unfinished = await asyncio.wait(
+                    {relay_task}, timeout=settings.graceful_timeout_seconds
+                )
+                for task in unfinished:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
 
     return create_service_app(settings, routes=routes, lifespan=lifespan)
