@@ -6,17 +6,12 @@ scenarios can stop and start them without disturbing other tests.
 """
 
 import asyncio
-import os
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from alta_devstack.crm_standin import CrmStandin, create_app
@@ -82,7 +77,8 @@ def _stack(
     crm_rate: float,
 ) -> Stack:
     log_dir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(env={}, log_dir=log_dir, service_env=SERVICE_ENV)
+    service_env = {service: dict(env) for service, env in SERVICE_ENV.items()}
+    stack = Stack(env={}, log_dir=log_dir, service_env=service_env)
     stack.env = stack_environment(
         database_url=database_url,
         sqs_endpoint=endpoint,
@@ -150,78 +146,6 @@ def scenario(chaos: Chaos, request: pytest.FixtureRequest) -> Chaos:
     """The shared system, ready for this test's scenario."""
     chaos.begin(request.node.name.removeprefix("test_"))
     return chaos
-
-
-@pytest.fixture
-def crm_standin_process(tmp_path: Path) -> Iterator[CrmStandin]:
-    """The CRM stand-in in a process of its own: its clock readings (when each request
-    arrived) are then not held up by the SQS and SMTP servers in the test process."""
-    port = find_free_port()
-    env = {**os.environ, "CRM_API_TOKEN": CRM_TEST_TOKEN, "DEVSTACK_CRM_PORT": str(port)}
-    with (tmp_path / "crm-standin.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "alta_devstack.crm_standin"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    crm = CrmStandin(f"http://127.0.0.1:{port}", CRM_TEST_TOKEN)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                crm.stats()
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "the CRM stand-in exited"
-                assert time.monotonic() < deadline, "the CRM stand-in did not start"
-                time.sleep(0.2)
-        yield crm
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-@pytest.fixture
-def chaos_factory(
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    database_url_factory: Callable[[], str],
-    sqs_endpoint: str,
-    smtp_sink: SmtpSink,
-    crm_standin_process: CrmStandin,
-) -> Iterator[Callable[..., Chaos]]:
-    """A system of its own, for a scenario that needs other settings: `crm_rate` (the
-    services' configured limit) and `env` for every service."""
-    stacks: list[Stack] = []
-
-    def build(
-        *,
-        services: tuple[str, ...] = CONSUMERS,
-        crm_rate: float = 90.0,
-        env: dict[str, str] | None = None,
-    ) -> Chaos:
-        queues = _queues(sqs_endpoint)
-        crm = crm_standin_process
-        stack = _stack(
-            tmp_path / f"logs-{len(stacks)}",
-            database_url=database_url_factory(),
-            endpoint=sqs_endpoint,
-            queues=queues,
-            smtp=smtp_sink,
-            crm=crm,
-            crm_rate=crm_rate,
-        )
-        stack.env |= env or {}
-        stacks.append(stack)  # first, so that the teardown stops whatever did start
-        stack.start(*services)
-        chaos = Chaos(stack, smtp_sink, crm, queues, crm_rate)
-        chaos.begin(request.node.name.removeprefix("test_"))
-        return chaos
-
-    yield build
-    for stack in stacks:
-        stack.stop(timeout=GRACE_SECONDS + 10)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """SMTP, CRM, SQS and PostgreSQL misbehaving, then healing: work is delayed, never lost or
 doubled."""
 
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -9,7 +8,6 @@ from email.utils import format_datetime
 
 import pytest
 
-from alta_devstack.postgres import EmbeddedPostgres
 from alta_devstack.sqs import SqsServer
 
 from .harness import Chaos, Counts
@@ -29,8 +27,8 @@ def test_smtp_outage(scenario: Chaos, invariants: Invariants) -> None:
 
 
 def test_smtp_slower_than_the_send_timeout(scenario: Chaos, invariants: Invariants) -> None:
-    # Longer than SMTP_TIMEOUT_SECONDS (2): the sender gives up and tries again later.
-    scenario.smtp.delay_data(3.0, count=2)
+    # Longer than SMTP_TIMEOUT_SECONDS (3): the sender gives up and tries again later.
+    scenario.smtp.delay_data(4.5, count=2)
     scenario.sign_up(5)
     invariants(scenario)
 
@@ -78,22 +76,4 @@ def test_sqs_outage(scenario: Chaos, chaos_sqs: SqsServer, invariants: Invariant
         time.sleep(OUTAGE_SECONDS)
     finally:
         chaos_sqs.start()
-    invariants(scenario)
-
-
-def test_postgres_restart_under_sign_ups(
-    scenario: Chaos, chaos_postgres: EmbeddedPostgres, invariants: Invariants
-) -> None:
-    statuses: list[int] = []
-    signing_up = threading.Thread(target=lambda: statuses.extend(scenario.sign_up(12)))
-    signing_up.start()
-    time.sleep(0.5)
-    chaos_postgres.stop()
-    try:
-        time.sleep(OUTAGE_SECONDS)
-    finally:
-        chaos_postgres.start()
-    signing_up.join()
-    # Caught in the outage: 503 (try again), never a 5xx of another kind or a half-written user.
-    assert set(statuses) <= {202, 503}, statuses
     invariants(scenario)

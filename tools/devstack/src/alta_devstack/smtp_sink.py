@@ -92,10 +92,11 @@ class SmtpSink:
             delay = self._data_delays.pop(0) if self._data_delays else 0.0
         if delay:
             await asyncio.sleep(delay)
-            if server.transport is None or server.transport.is_closing():
-                # The client hung up before our reply: like a relay that had not queued the
-                # message yet, keep nothing (the sender will try again).
-                return "421 4.4.2 connection lost"
+        if server.transport is None or server.transport.is_closing():
+            # The client gave up before we could answer (a stall, or this process too busy):
+            # like a relay that keeps only what it acknowledges, keep nothing; the sender
+            # counts it as failed and sends it again.
+            return "421 4.4.2 connection lost"
         assert envelope.original_content is not None
         # Nanoseconds sort by arrival; the sequence number breaks ties within one clock tick.
         name = f"{time.time_ns():020d}-{next(self._sequence):06d}.eml"
