@@ -118,6 +118,37 @@ class Chaos:
         with ThreadPoolExecutor(max_workers=4) as pool:
             return list(pool.map(one, range(count)))
 
+    def sign_up_in_browser(self, count: int, *, via: list[str]) -> list[bool]:
+        """Sign up through the BFF's form, four people at a time; True where the person saw
+        "Check your inbox". As behind a load balancer, each request goes to the next
+        instance when one refuses the connection (every instance shares the CSRF secret)."""
+
+        def one(number: int) -> bool:
+            fields = {"email": f"{self.prefix}{number}@example.com", "name": f"P{number}"}
+            fields["password"] = PASSWORD
+            with httpx.Client(timeout=30) as browser:
+
+                def request(method: str, path: str, **options: Any) -> httpx.Response:
+                    for attempt in range(len(via) * 3):
+                        url = self.stack.url(via[(number + attempt) % len(via)])
+                        try:
+                            return browser.request(method, url + path, **options)
+                        except httpx.ConnectError:
+                            time.sleep(0.2)
+                    raise AssertionError("no BFF instance took the connection")
+
+                form = request("GET", "/")
+                match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+                assert match, "the sign-up form carries a CSRF token"
+                posted = request("POST", "/", data={**fields, "csrf_token": match.group(1)})
+                if posted.status_code != 303:
+                    return False
+                page = request("GET", httpx.URL(posted.headers["location"]).path)
+                return page.status_code == 200 and "Check your inbox" in page.text
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(one, range(count)))
+
     def wait_for_outbox(self, within: float = 60) -> None:
         """Until registration has published every event it stored."""
         deadline = time.monotonic() + within
