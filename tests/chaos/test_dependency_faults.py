@@ -1,6 +1,7 @@
 """SMTP, CRM, SQS and PostgreSQL misbehaving, then healing: work is delayed, never lost or
 doubled."""
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -8,6 +9,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from alta_devstack.postgres import EmbeddedPostgres
 from alta_devstack.sqs import SqsServer
 
 from .harness import Chaos, Counts
@@ -76,4 +78,22 @@ def test_sqs_outage(scenario: Chaos, chaos_sqs: SqsServer, invariants: Invariant
         time.sleep(OUTAGE_SECONDS)
     finally:
         chaos_sqs.start()
+    invariants(scenario)
+
+
+def test_postgres_restart_under_sign_ups(
+    scenario: Chaos, chaos_postgres: EmbeddedPostgres, invariants: Invariants
+) -> None:
+    statuses: list[int] = []
+    signing_up = threading.Thread(target=lambda: statuses.extend(scenario.sign_up(12)))
+    signing_up.start()
+    time.sleep(0.5)
+    chaos_postgres.stop()
+    try:
+        time.sleep(OUTAGE_SECONDS)
+    finally:
+        chaos_postgres.start()
+    signing_up.join()
+    # Caught in the outage: 503 (try again), never a 5xx of another kind or a half-written user.
+    assert set(statuses) <= {202, 503}, statuses
     invariants(scenario)

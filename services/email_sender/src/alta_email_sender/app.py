@@ -21,8 +21,11 @@ from alta_email_sender.settings import Settings
 
 SERVICE = "email_sender"
 # A message whose handling runs past this many visibility timeouts is no longer kept hidden:
-# the send is bounded far below it, so something is stuck and another replica may retry.
-MAX_HANDLING_VISIBILITY_TIMEOUTS = 3
+# the send takes at most a third of one, and recording a sent email through a database outage
+# (the only long wait) is given all but one of them, so something is stuck and another
+# replica may retry.
+MAX_HANDLING_VISIBILITY_TIMEOUTS = 10
+RECORD_LIMIT_VISIBILITY_TIMEOUTS = MAX_HANDLING_VISIBILITY_TIMEOUTS - 1
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -60,6 +63,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
                 deliveries=app.state.deliveries,
                 claim_seconds=settings.sqs_visibility_timeout_seconds,
                 send_timeout_seconds=settings.smtp_timeout_seconds,
+                record_limit_seconds=RECORD_LIMIT_VISIBILITY_TIMEOUTS
+                * settings.sqs_visibility_timeout_seconds,
                 metrics=EmailMetrics(app.state.metrics.registry),
             ),
             pollers=settings.consumer_pollers,

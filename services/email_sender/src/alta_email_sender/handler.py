@@ -59,6 +59,7 @@ class EmailEventHandler:
         deliveries: DeliveryRepository,
         claim_seconds: float,
         send_timeout_seconds: float,
+        record_limit_seconds: float,
         metrics: EmailMetrics,
     ) -> None:
         self._metrics = metrics
@@ -67,6 +68,7 @@ class EmailEventHandler:
         self._deliveries = deliveries
         self._claim_seconds = claim_seconds
         self._send_timeout_seconds = send_timeout_seconds
+        self._record_limit_seconds = record_limit_seconds
 
     async def __call__(self, message: ReceivedMessage) -> None:
         event = _parse(message.body)
@@ -130,17 +132,19 @@ class EmailEventHandler:
             log.warning("could not release delivery claim", error=repr(exc))
 
     async def _record_sent(self, event_id: UUID) -> None:
-        """Mark the email sent, riding out a database blip while our claim still holds.
+        """Mark the email sent, riding out a database outage while we hold the message.
 
-        If this fails, the claim expires and a redelivery sends the email a second time. The
-        send took at most a third of the claim (see Settings), so trying for another third
-        still ends well before anyone else may take the claim over.
+        The relay has the email: giving up here would let a redelivery send it again. So we
+        retry for up to `record_limit_seconds`, while the consumer's heartbeat keeps the
+        message hidden and `_keep_claim` extends our claim whenever the database answers.
+        Only that limit or shutdown ends the wait, and both are logged as errors.
         """
+        keeping = asyncio.create_task(self._keep_claim(event_id))
         try:
-            async with asyncio.timeout(self._claim_seconds / 3):
+            async with asyncio.timeout(self._record_limit_seconds):
                 async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type(psycopg.OperationalError),
-                    wait=wait_exponential(multiplier=0.1, max=2),
+                    wait=wait_exponential(multiplier=0.1, max=1),
                     before_sleep=_log_record_failure,
                     reraise=True,
                 ):
@@ -148,9 +152,28 @@ class EmailEventHandler:
                         await self._deliveries.mark_sent(event_id)
         except (psycopg.OperationalError, TimeoutError) as exc:
             log.error(
-                "email sent but not recorded; a redelivery may send it again", error=repr(exc)
+                "email sent but not recorded; gave up, a redelivery may send it again",
+                error=repr(exc),
+                retried_for_seconds=self._record_limit_seconds,
             )
             raise
+        except asyncio.CancelledError:
+            log.error("email sent but not recorded; shutdown, a redelivery may send it again")
+            raise
+        finally:
+            keeping.cancel()
+
+    async def _keep_claim(self, event_id: UUID) -> None:
+        """Extend our claim every third of its length, so that nobody takes it over while
+        the record is retried; a failed extension waits for the next round."""
+        interval = self._claim_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with asyncio.timeout(interval):
+                    await self._deliveries.extend_claim(event_id, lease_seconds=self._claim_seconds)
+            except (psycopg.Error, TimeoutError) as exc:
+                log.warning("could not extend the delivery claim", error=repr(exc))
 
 
 def _log_record_failure(state: RetryCallState) -> None:

@@ -42,6 +42,11 @@ UPDATE email_sender.deliveries SET lease_until = now()
 WHERE event_id = %(event_id)s AND status = 'sending'
 """
 
+_EXTEND = """
+UPDATE email_sender.deliveries SET lease_until = now() + make_interval(secs => %(lease_seconds)s)
+WHERE event_id = %(event_id)s AND status = 'sending'
+"""
+
 _MARK_SENT = """
 UPDATE email_sender.deliveries SET status = 'sent', sent_at = now()
 WHERE event_id = %(event_id)s
@@ -92,6 +97,11 @@ class DeliveryRepository:
         """End our claim early, so the retry of a failed send is not blocked by it."""
         async with self._pool.connection() as conn:
             await conn.execute(_RELEASE, {"event_id": event_id})
+
+    async def extend_claim(self, event_id: UUID, *, lease_seconds: float) -> None:
+        """Push our claim's end `lease_seconds` from now (while the sent email is recorded)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(_EXTEND, {"event_id": event_id, "lease_seconds": lease_seconds})
 
     async def mark_sent(self, event_id: UUID) -> None:
         async with self._pool.connection() as conn:
