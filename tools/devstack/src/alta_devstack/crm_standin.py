@@ -243,7 +243,10 @@ class CrmStandin:
 
 
 def main() -> None:
-    app = create_app(api_token=os.environ.get("CRM_API_TOKEN", "dev-crm-token"))
+    app = create_app(
+        api_token=os.environ.get("CRM_API_TOKEN", "dev-crm-token"),
+        limit_per_second=int(os.environ.get("DEVSTACK_CRM_LIMIT_PER_SECOND", "100")),
+    )
     # A container sets DEVSTACK_CRM_HOST=0.0.0.0 so that other containers can reach it.
     uvicorn.run(
         app,
