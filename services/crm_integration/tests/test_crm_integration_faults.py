@@ -39,16 +39,16 @@ async def test_a_429_with_retry_after_as_an_http_date_is_waited_out(
     crm_standin: CrmStandin,
 ) -> None:
     app = run_app(settings_factory())
-    # Whole seconds only in an HTTP date: 3 s ahead is at least 2 s of waiting.
-    crm_standin.force([429], retry_after=formatdate(time.time() + 3, usegmt=True))
+    # Whole seconds only in an HTTP date: 3 s ahead of `forced_at` is more than 2 s after it.
+    forced_at = time.time()
+    crm_standin.force([429], retry_after=formatdate(forced_at + 3, usegmt=True))
     event = make_event()
-    published_at = time.time()
 
     await publish(event)
 
     await wait_for(lambda: len(requests_with_key(crm_standin, event)) == 1)
     [accepted] = requests_with_key(crm_standin, event)
-    assert accepted["received_at"] - published_at >= 2.0
+    assert accepted["received_at"] - forced_at >= 2.0
     assert app.stats.crm_requests == 2
     assert metric(app.url, "alta_crm_requests_total", status="429") == 1
     assert metric(app.url, "alta_crm_requests_total", status="201") == 1
