@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from psycopg import OperationalError
@@ -18,7 +19,9 @@ from pydantic import SecretStr
 
 from alta_common.db import apply_migrations, open_pool
 from alta_common.settings import DatabaseSettings
+from alta_crm_integration import rate_limiter
 from alta_crm_integration.rate_limiter import Admission, RateLimiterSaturated, SharedRateLimiter
+from alta_crm_integration.repository import Slot, reserve_slot
 from alta_devstack.ports import find_free_port
 
 OpenReplica = Callable[[str], AbstractAsyncContextManager[AsyncConnectionPool]]
@@ -111,6 +114,35 @@ async def test_senders_of_a_stalled_replica_take_new_slots(open_replica: OpenRep
     slots = [admission.slot_at for admission in admissions]
     assert min(slots) >= resumed
     assert min(gaps(slots)) >= replica.interval
+
+
+async def test_an_answer_held_up_on_its_way_does_not_delay_the_send(
+    open_replica: OpenReplica, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stalls = [1.5]
+
+    async def answer_held_up(*args: Any, **kwargs: Any) -> Slot | None:
+        slot = await reserve_slot(*args, **kwargs)
+        if stalls:
+            # The event loop stalls after the database read its clock, before the sender
+            # sees the answer: most of the way to the slot, 2.1 s on, is gone by then.
+            time.sleep(stalls.pop())  # noqa: ASYNC251 (the stall is the point)
+        return slot
+
+    async with open_replica("replica") as pool:
+        replica = limiter(pool, rate=0.5, jitter_allowance=0.05)
+        await send_through(replica)  # the slot now, and a quick answer to know the clocks by
+        sent_first = time.monotonic()
+        monkeypatch.setattr(rate_limiter, "reserve_slot", answer_held_up)
+        admission = await send_through(replica)
+        waited = time.monotonic() - sent_first
+
+    # Sleeping the whole 2.1 s from the late answer would send 1.5 s after the slot, unnoticed
+    # by a lateness check that starts from the answer. Knowing the clocks' offset from the
+    # quick answer, the sender sleeps only what is left: never before its slot, and on it.
+    interval = replica.interval.total_seconds()
+    assert admission.late_slots == 0
+    assert interval - 0.1 <= waited < interval + 1.0
 
 
 async def test_a_slot_too_far_away_is_not_taken(open_replica: OpenReplica) -> None:

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from alta_devstack.ports import find_free_port
@@ -49,3 +50,35 @@ def test_serves_until_sigterm(module: str, port_variable: str, tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_crm_standin_takes_its_limit_from_the_environment(tmp_path: Path) -> None:
+    port = find_free_port()
+    env = {**os.environ, "DEVSTACK_CRM_PORT": str(port), "DEVSTACK_CRM_LIMIT_PER_SECOND": "2"}
+    command = [sys.executable, "-m", "alta_devstack.crm_standin"]
+    with (tmp_path / "output.log").open("wb") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=output, stderr=output)  # noqa: S603
+    try:
+        deadline = time.monotonic() + 60
+        while not accepts_connections(port):
+            assert process.poll() is None, (tmp_path / "output.log").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        headers = {"Authorization": "Bearer dev-crm-token", "Idempotency-Key": "k"}
+        contact = {
+            "external_id": "u-1",
+            "email": "ada@example.com",
+            "name": "Ada",
+            "status": "pending",
+            "registered_at": "2026-01-01T00:00:00Z",
+        }
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            for _ in range(10):
+                client.post("/contacts", json=contact)
+            stats = client.get("/_control/stats").json()
+        # Timing-independent: a busy machine may spread the requests over seconds.
+        assert stats["rejected_429"] > 0
+        assert stats["max_in_any_second"] == 2
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -4,6 +4,7 @@ PostgreSQL) and a cap on the requests one replica has open at once."""
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,7 +12,11 @@ from datetime import datetime, timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
-from alta_crm_integration.repository import reserve_slot
+from alta_crm_integration.repository import Slot, reserve_slot
+
+# How long an answer's bounds on the database's clock offset are trusted: long enough to keep
+# a quick answer among slow ones, short enough for the clocks' drift to stay negligible.
+CLOCK_SAMPLE_SECONDS = 10.0
 
 
 class RateLimiterSaturated(Exception):
@@ -48,6 +53,8 @@ class SharedRateLimiter:
         self._name = name
         self._jitter_allowance_seconds = jitter_allowance_seconds
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        # (answered at, lowest and highest possible offset of the database's clock from ours)
+        self._clock_samples: deque[tuple[float, float, float]] = deque()
         # Rounded up to the database's microseconds: rounding down would fit rate + 1 slots
         # into some second.
         spacing = (1.0 + jitter_allowance_seconds) / rate_per_second
@@ -88,21 +95,43 @@ class SharedRateLimiter:
                 raise RateLimiterSaturated(
                     f"no {self._name} slot within {deadline - started:.2f} s"
                 )
-            # The database read its clock before answering, so `due` can only err late: the
-            # request never goes before its slot, but a stall while the answer was on its way
-            # escapes the check below.
-            delay = (slot.at - slot.database_now).total_seconds()
-            due = time.monotonic() + delay
+            earliest_due, latest_due = self._local_times_of(slot)
+            delay = latest_due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             # Woken late (CPU throttling, a GC pause, a stalled event loop), this request would
             # reach the CRM with those of later slots; a stall wakes every sleeper of the
             # replica at once, and that burst could exceed the rate. The spacing absorbs
             # lateness up to the allowance; a slot missed by more is left unused.
-            if time.monotonic() - due <= self._jitter_allowance_seconds:
+            if time.monotonic() - earliest_due <= self._jitter_allowance_seconds:
                 return Admission(
                     slot_at=slot.at,
                     waited_seconds=time.monotonic() - started,
                     late_slots=late_slots,
                 )
             late_slots += 1
+
+    def _local_times_of(self, slot: Slot) -> tuple[float, float]:
+        """The earliest and latest local (monotonic) time the slot can be at.
+
+        The database read its clock between the query leaving and the answer arriving, which
+        bounds the offset between its clock and ours. The answers of the last few seconds
+        together bound it tightest (NTP's reasoning), so an answer held up on its way (a
+        stalled event loop) shortens the sleep instead of sending late unnoticed.
+        """
+        answered_at = time.monotonic()
+        database_now = slot.database_now.timestamp()
+        sample = (answered_at, database_now - answered_at, database_now - slot.asked_at)
+        samples = self._clock_samples
+        samples.append(sample)
+        while samples[0][0] < answered_at - CLOCK_SAMPLE_SECONDS:
+            samples.popleft()
+        offset_at_least = max(lowest for _, lowest, _ in samples)
+        offset_at_most = min(highest for _, _, highest in samples)
+        if offset_at_least > offset_at_most:
+            # A clock was set meanwhile: the older answers no longer hold.
+            samples.clear()
+            samples.append(sample)
+            _, offset_at_least, offset_at_most = sample
+        slot_at = slot.at.timestamp()
+        return slot_at - offset_at_most, slot_at - offset_at_least

@@ -5,6 +5,7 @@ a slot is visible to every replica at once and no transaction stays open during 
 """
 
 import enum
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -29,6 +30,8 @@ class Claim:
 class Slot:
     at: datetime
     database_now: datetime
+    # time.monotonic() just before the query went out: the database read its clock after it.
+    asked_at: float
 
 
 _CLAIM = """
@@ -136,11 +139,12 @@ async def reserve_slot(
 ) -> Slot | None:
     """The next send slot of limiter `name`, or None if it is more than `max_ahead` away."""
     async with pool.connection() as conn:
+        asked_at = time.monotonic()
         cursor = await conn.execute(
             _RESERVE_SLOT, {"name": name, "interval": interval, "max_ahead": max_ahead}
         )
         row = await cursor.fetchone()
-    return None if row is None else Slot(at=row[0], database_now=row[1])
+    return None if row is None else Slot(at=row[0], database_now=row[1], asked_at=asked_at)
 
 
 @dataclass(frozen=True)

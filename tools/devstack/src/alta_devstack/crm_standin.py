@@ -243,7 +243,10 @@ class CrmStandin:
 
 
 def main() -> None:
-    app = create_app(api_token=os.environ.get("CRM_API_TOKEN", "dev-crm-token"))
+    app = create_app(
+        api_token=os.environ.get("CRM_API_TOKEN", "dev-crm-token"),
+        limit_per_second=int(os.environ.get("DEVSTACK_CRM_LIMIT_PER_SECOND", "100")),
+    )
     uvicorn.run(app, host="127.0.0.1", port=int(os.environ.get("DEVSTACK_CRM_PORT", "8089")))
 
 
