@@ -6,12 +6,18 @@ scenarios can stop and start them without disturbing other tests.
 """
 
 import asyncio
+import os
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from alta_devstack.crm_standin import CrmStandin, create_app
@@ -36,6 +42,8 @@ from .harness import (
 
 SUMMARY = pytest.StashKey[list[Counts]]()
 CONSUMERS = ("registration", "email_sender", "crm_integration")
+# crm_integration's configured rate as a share of the CRM's limit, as in production (90 of 100).
+CRM_RATE_SHARE_OF_LIMIT = 0.9
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,10 +58,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(counts.line())
 
 
-def _queues(endpoint: str) -> dict[str, QueueUrls]:
+def _queues(endpoint: str, crm_visibility: int = CRM_VISIBILITY_SECONDS) -> dict[str, QueueUrls]:
     prefix = f"c{uuid.uuid4().hex[:10]}"
     queues = {}
-    for name, visibility in (("email", EMAIL_VISIBILITY_SECONDS), ("crm", CRM_VISIBILITY_SECONDS)):
+    for name, visibility in (("email", EMAIL_VISIBILITY_SECONDS), ("crm", crm_visibility)):
         created = asyncio.run(
             create_queues(
                 endpoint,
@@ -146,6 +154,94 @@ def scenario(chaos: Chaos, request: pytest.FixtureRequest) -> Chaos:
     """The shared system, ready for this test's scenario."""
     chaos.begin(request.node.name.removeprefix("test_"))
     return chaos
+
+
+@contextmanager
+def _crm_standin_process(log_path: Path, limit_per_second: int) -> Iterator[CrmStandin]:
+    """The CRM stand-in in a process of its own: its clock readings (when each request
+    arrived) are then not held up by the SQS and SMTP servers in the test process."""
+    port = find_free_port()
+    env = {
+        **os.environ,
+        "CRM_API_TOKEN": CRM_TEST_TOKEN,
+        "DEVSTACK_CRM_PORT": str(port),
+        "DEVSTACK_CRM_LIMIT_PER_SECOND": str(limit_per_second),
+    }
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "alta_devstack.crm_standin"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    crm = CrmStandin(f"http://127.0.0.1:{port}", CRM_TEST_TOKEN)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                crm.stats()
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the CRM stand-in exited"
+                assert time.monotonic() < deadline, "the CRM stand-in did not start"
+                time.sleep(0.2)
+        yield crm
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def chaos_factory(
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    database_url_factory: Callable[[], str],
+    sqs_endpoint: str,
+    smtp_sink: SmtpSink,
+) -> Iterator[Callable[..., Chaos]]:
+    """A system of its own, for a scenario that needs other settings: `crm_limit` (the CRM
+    stand-in's limit, the one never to exceed), `crm_rate` (the services' configured rate,
+    below it with margin as in production: 90/s for the CRM's 100/s), `env` for every
+    service, and `crm_env` for crm_integration (with `crm_visibility`, its queue's
+    visibility timeout)."""
+    stacks: list[Stack] = []
+    with ExitStack() as standins:
+
+        def build(
+            *,
+            services: tuple[str, ...] = CONSUMERS,
+            crm_limit: int = 100,
+            crm_rate: float | None = None,
+            env: dict[str, str] | None = None,
+            crm_env: dict[str, str] | None = None,
+            crm_visibility: int = CRM_VISIBILITY_SECONDS,
+        ) -> Chaos:
+            queues = _queues(sqs_endpoint, crm_visibility)
+            log_path = tmp_path / f"crm-standin-{len(stacks)}.log"
+            crm = standins.enter_context(_crm_standin_process(log_path, crm_limit))
+            stack = _stack(
+                tmp_path / f"logs-{len(stacks)}",
+                database_url=database_url_factory(),
+                endpoint=sqs_endpoint,
+                queues=queues,
+                smtp=smtp_sink,
+                crm=crm,
+                crm_rate=CRM_RATE_SHARE_OF_LIMIT * crm_limit if crm_rate is None else crm_rate,
+            )
+            stack.env |= env or {}
+            stack.service_env["crm_integration"] |= {
+                "SQS_VISIBILITY_TIMEOUT_SECONDS": str(crm_visibility),
+                **(crm_env or {}),
+            }
+            stacks.append(stack)  # first, so that the teardown stops whatever did start
+            stack.start(*services)
+            chaos = Chaos(stack, smtp_sink, crm, queues, crm_limit)
+            chaos.begin(request.node.name.removeprefix("test_"))
+            return chaos
+
+        yield build
+        for stack in stacks:
+            stack.stop(timeout=GRACE_SECONDS + 10)
 
 
 @pytest.fixture
