@@ -15,11 +15,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from alta_web_bff.backend import (
     Account,
+    AccountBody,
     NotSignedIn,
     Unavailable,
-    _error_detail,
-    _send,
-    _unexpected,
+    bearer,
+    error_detail,
+    send,
+    unexpected,
 )
 
 
@@ -54,17 +56,7 @@ class Forbidden:
     """Signed in, but the policy does not allow this."""
 
 
-class _AccountBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    email: str
-    name: str
-    status: Literal["pending", "confirmed"]
-    registered_at: datetime
-    confirmed_at: datetime | None = None
-
-
-class _SignUpRow(_AccountBody):
+class _SignUpRow(AccountBody):
     id: uuid.UUID
 
 
@@ -95,12 +87,8 @@ class SignUpPage:
     per_page: int
 
 
-def _bearer(access_token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token}"}
-
-
 def _refused(response: httpx.Response) -> Refused:
-    detail = _error_detail(response)
+    detail = error_detail(response)
     return Refused(status=response.status_code, message=detail.message, fields=detail.fields)
 
 
@@ -114,13 +102,13 @@ class AccountsApi:
     async def _post(
         self, path: str, body: dict[str, object], access_token: str | None = None
     ) -> httpx.Response | Unavailable:
-        return await _send(
+        return await send(
             self._http,
             "registration",
             "POST",
             f"{self._base_url}{path}",
             json=body,
-            headers=_bearer(access_token) if access_token else None,
+            headers=bearer(access_token) if access_token else None,
         )
 
     async def _accepted(self, path: str, email: str) -> Accepted | Refused | Unavailable:
@@ -151,7 +139,7 @@ class AccountsApi:
             return response
         if response.status_code == 200:
             return ResetLink.USABLE
-        return self._reset_link(response) or _unexpected("registration", response)
+        return self._reset_link(response) or unexpected("registration", response)
 
     async def reset_password(
         self, token: str, password: str
@@ -165,32 +153,32 @@ class AccountsApi:
             return Done()
         if response.status_code == 422:
             return _refused(response)
-        return self._reset_link(response) or _unexpected("registration", response)
+        return self._reset_link(response) or unexpected("registration", response)
 
     async def change_name(
         self, access_token: str, name: str
     ) -> Account | Refused | NotSignedIn | Unavailable:
-        response = await _send(
+        response = await send(
             self._http,
             "registration",
             "PATCH",
             f"{self._base_url}/users/me",
             json={"name": name},
-            headers=_bearer(access_token),
+            headers=bearer(access_token),
         )
         if isinstance(response, Unavailable):
             return response
         if response.status_code == 200:
             try:
-                body = _AccountBody.model_validate_json(response.content)
+                body = AccountBody.model_validate_json(response.content)
             except ValidationError:
-                return _unexpected("registration", response)
+                return unexpected("registration", response)
             return Account(**body.model_dump())
         if response.status_code == 422:
             return _refused(response)
         if response.status_code in (401, 403, 404):
             return NotSignedIn()
-        return _unexpected("registration", response)
+        return unexpected("registration", response)
 
     async def change_password(
         self, access_token: str, *, current_password: str, new_password: str
@@ -204,17 +192,17 @@ class AccountsApi:
             return response
         if response.status_code == 200:
             return Done()
-        detail = _error_detail(response)
+        detail = error_detail(response)
         if response.status_code == 422 or detail.code in ("wrong_password", "conflict"):
             return _refused(response)
         if response.status_code in (401, 403, 404):
             return NotSignedIn()
-        return _unexpected("registration", response)
+        return unexpected("registration", response)
 
     async def list_sign_ups(
         self, access_token: str, *, search: str, page: int, per_page: int
     ) -> SignUpPage | Forbidden | NotSignedIn | Unavailable:
-        response = await _send(
+        response = await send(
             self._http,
             "registration",
             "GET",
@@ -224,7 +212,7 @@ class AccountsApi:
                     params={"q": search, "page": page, "per_page": per_page},
                 )
             ),
-            headers=_bearer(access_token),
+            headers=bearer(access_token),
         )
         if isinstance(response, Unavailable):
             return response
@@ -232,14 +220,14 @@ class AccountsApi:
             try:
                 body = _SignUpPageBody.model_validate_json(response.content)
             except ValidationError:
-                return _unexpected("registration", response)
+                return unexpected("registration", response)
             rows = [SignUpRow(**row.model_dump()) for row in body.items]
             return SignUpPage(rows=rows, total=body.total, page=body.page, per_page=body.per_page)
         if response.status_code == 403:
             return Forbidden()
         if response.status_code == 401:
             return NotSignedIn()
-        return _unexpected("registration", response)
+        return unexpected("registration", response)
 
 
 class _DeliveryTimes(BaseModel):
@@ -275,22 +263,22 @@ class DeliveriesApi:
         """Times by account; accounts with nothing delivered yet are missing."""
         if not user_ids:
             return {}
-        response = await _send(
+        response = await send(
             self._http,
             self._service,
             "POST",
             f"{self._base_url}/deliveries/lookup",
             json={"user_ids": [str(user_id) for user_id in user_ids]},
-            headers=_bearer(access_token),
+            headers=bearer(access_token),
         )
         if isinstance(response, Unavailable):
             return response
         if response.status_code != 200:
-            return _unexpected(self._service, response)
+            return unexpected(self._service, response)
         try:
             body = _LookupBody.model_validate_json(response.content)
         except ValidationError:
-            return _unexpected(self._service, response)
+            return unexpected(self._service, response)
         return {
             user_id: DeliveryTimes(times.confirmation_sent_at, times.crm_synced_at)
             for user_id, times in body.deliveries.items()

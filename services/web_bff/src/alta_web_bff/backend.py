@@ -36,14 +36,14 @@ class _ErrorBody(BaseModel):
     error: _ErrorDetail
 
 
-def _error_detail(response: httpx.Response) -> _ErrorDetail:
+def error_detail(response: httpx.Response) -> _ErrorDetail:
     try:
         return _ErrorBody.model_validate_json(response.content).error
     except ValidationError:
         return _ErrorDetail()
 
 
-def _unexpected(service: str, response: httpx.Response) -> Unavailable:
+def unexpected(service: str, response: httpx.Response) -> Unavailable:
     log.warning(
         "unexpected backend answer",
         service=service,
@@ -53,7 +53,7 @@ def _unexpected(service: str, response: httpx.Response) -> Unavailable:
     return Unavailable()
 
 
-async def _send(
+async def send(
     http: httpx.AsyncClient,
     service: str,
     method: str,
@@ -73,7 +73,7 @@ async def _send(
         )
         return Unavailable()
     if response.status_code >= 500:
-        return _unexpected(service, response)
+        return unexpected(service, response)
     return response
 
 
@@ -109,6 +109,10 @@ class _ConfirmationBody(BaseModel):
     status: Literal["confirmed", "already_confirmed"]
 
 
+def bearer(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
 @dataclass(frozen=True)
 class Account:
     email: str
@@ -118,7 +122,7 @@ class Account:
     confirmed_at: datetime | None
 
 
-class _AccountBody(BaseModel):
+class AccountBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     email: str
@@ -142,7 +146,7 @@ class RegistrationApi:
         self._base_url = base_url
 
     async def sign_up(self, *, email: str, name: str, password: str) -> SignUpResult:
-        response = await _send(
+        response = await send(
             self._http,
             "registration",
             "POST",
@@ -154,12 +158,12 @@ class RegistrationApi:
         if response.is_success:
             return SignUpAccepted()
         if response.status_code == 422:
-            error = _error_detail(response)
+            error = error_detail(response)
             return SignUpInvalid(fields=error.fields, message=error.message)
         return SignUpRefused(status=response.status_code)
 
     async def confirm(self, token: str) -> Confirmation | Unavailable:
-        response = await _send(
+        response = await send(
             self._http,
             "registration",
             "POST",
@@ -172,34 +176,34 @@ class RegistrationApi:
             try:
                 body = _ConfirmationBody.model_validate_json(response.content)
             except ValidationError:
-                return _unexpected("registration", response)
+                return unexpected("registration", response)
             return Confirmation(body.status)
         if response.status_code == 410:
             return Confirmation.EXPIRED
         if response.status_code in (400, 404, 422):
             return Confirmation.INVALID
-        return _unexpected("registration", response)
+        return unexpected("registration", response)
 
     async def account(self, access_token: str) -> AccountResult:
-        response = await _send(
+        response = await send(
             self._http,
             "registration",
             "GET",
             f"{self._base_url}/users/me",
-            headers={"Authorization": f"Bearer {access_token}"},
+            headers=bearer(access_token),
         )
         if isinstance(response, Unavailable):
             return response
         if response.status_code == 200:
             try:
-                body = _AccountBody.model_validate_json(response.content)
+                body = AccountBody.model_validate_json(response.content)
             except ValidationError:
-                return _unexpected("registration", response)
+                return unexpected("registration", response)
             return Account(**body.model_dump())
         # 404: the account behind a still valid token no longer exists.
         if response.status_code in (401, 403, 404):
             return NotSignedIn()
-        return _unexpected("registration", response)
+        return unexpected("registration", response)
 
 
 @dataclass(frozen=True)
@@ -249,7 +253,7 @@ class AuthzApi:
         try:
             body = _TokenBody.model_validate_json(response.content)
         except ValidationError:
-            return _unexpected("authz", response)
+            return unexpected("authz", response)
         return LoggedIn(
             access_token=body.access_token,
             expires_in=body.expires_in,
@@ -261,7 +265,7 @@ class AuthzApi:
         # authz counts failed logins per client address; it believes this header only from
         # the networks in its TRUSTED_PROXIES (ours).
         headers = {"X-Forwarded-For": client_ip} if client_ip else None
-        response = await _send(
+        response = await send(
             self._http,
             "authz",
             "POST",
@@ -277,7 +281,7 @@ class AuthzApi:
             return LoginRefused(LoginRefusal.INVALID_CREDENTIALS)
         if response.status_code == 403:
             # Any other refusal reads as wrong credentials, so it reveals nothing about the account.
-            confirmed = _error_detail(response).code != "email_not_confirmed"
+            confirmed = error_detail(response).code != "email_not_confirmed"
             return LoginRefused(
                 LoginRefusal.INVALID_CREDENTIALS if confirmed else LoginRefusal.EMAIL_NOT_CONFIRMED
             )
@@ -287,10 +291,10 @@ class AuthzApi:
             return LoginRefused(
                 LoginRefusal.TOO_MANY_ATTEMPTS, retry_after=response.headers.get("retry-after")
             )
-        return _unexpected("authz", response)
+        return unexpected("authz", response)
 
     async def refresh(self, refresh_token: str) -> LoggedIn | NotSignedIn | Unavailable:
-        response = await _send(
+        response = await send(
             self._http,
             "authz",
             "POST",
@@ -303,10 +307,10 @@ class AuthzApi:
             return self._tokens(response)
         if response.status_code in (401, 422):
             return NotSignedIn()
-        return _unexpected("authz", response)
+        return unexpected("authz", response)
 
     async def log_out(self, refresh_token: str) -> Unavailable | None:
-        response = await _send(
+        response = await send(
             self._http,
             "authz",
             "POST",
@@ -315,15 +319,15 @@ class AuthzApi:
         )
         if isinstance(response, Unavailable):
             return response
-        return None if response.status_code == 204 else _unexpected("authz", response)
+        return None if response.status_code == 204 else unexpected("authz", response)
 
     async def revoke_all_sessions(self, access_token: str) -> NotSignedIn | Unavailable | None:
-        response = await _send(
+        response = await send(
             self._http,
             "authz",
             "POST",
             f"{self._base_url}/sessions/revoke-all",
-            headers={"Authorization": f"Bearer {access_token}"},
+            headers=bearer(access_token),
         )
         if isinstance(response, Unavailable):
             return response
@@ -331,4 +335,4 @@ class AuthzApi:
             return None
         if response.status_code in (401, 403):
             return NotSignedIn()
-        return _unexpected("authz", response)
+        return unexpected("authz", response)
